@@ -1,0 +1,22 @@
+"""The execution-backend contract: evaluate a pass request over a whole dataset."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from ..sources import Dataset
+from ..stats import DataMoments, PassRequest, PassStatistics
+
+S = TypeVar("S", DataMoments, PassStatistics)
+
+
+class Backend(Protocol):
+    """Runs one pass: ``request.on_block`` over every block of ``dataset``, summed.
+
+    Implementations differ only in where the blocks are read and summed; the result
+    must equal :func:`streamls.stats.accumulate` over the whole dataset up to rounding.
+    """
+
+    def run(self, dataset: Dataset, request: PassRequest[S]) -> S: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,29 @@
+"""In-process backend: one reader thread prefetches blocks while BLAS computes."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from ..sources import Dataset
+from ..stats import DataMoments, PassRequest, PassStatistics, accumulate
+
+S = TypeVar("S", DataMoments, PassStatistics)
+
+
+class LocalBackend:
+    """Evaluate passes in this process.
+
+    Parameters
+    ----------
+    prefetch : bool
+        Read the next block in a background thread while the current one is computed.
+    """
+
+    def __init__(self, prefetch: bool = True) -> None:
+        self.prefetch = prefetch
+
+    def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
+        return accumulate(dataset, request, prefetch=self.prefetch)
+
+    def close(self) -> None:
+        """Nothing to release."""

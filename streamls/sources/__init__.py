@@ -1,0 +1,21 @@
+"""Data access: sources of rows, data specs, and the paired input/target dataset."""
+
+from .base import Source
+from .dataset import Block, Dataset, prefetched
+from .hdf5 import HDF5Source
+from .memory import ArraySource, NpySource
+from .spec import open_source, split_spec
+from .zarr import ZarrSource
+
+__all__ = [
+    "ArraySource",
+    "Block",
+    "Dataset",
+    "HDF5Source",
+    "NpySource",
+    "Source",
+    "ZarrSource",
+    "open_source",
+    "prefetched",
+    "split_spec",
+]

@@ -1,0 +1,228 @@
+"""Inputs and targets read together, in storage-aligned row blocks, with a prefetch thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ..errors import ConfigError, NonFiniteDataError, ShapeMismatchError, SourceFormatError, parameter_error
+from .base import Source
+from .spec import open_source
+
+T = TypeVar("T")
+
+NAN_POLICIES = ("error", "drop")
+#: Default rows per block when the caller names none: large enough for fast I/O and BLAS,
+#: small enough that a block of float64 rows stays far below memory.
+DEFAULT_BLOCK_ROWS = 65536
+
+
+@dataclass(frozen=True)
+class Block:
+    """Rows ``[start, start + len(x))`` of a dataset.
+
+    Attributes
+    ----------
+    start : int
+        Absolute index of the first row.
+    x : numpy.ndarray, shape (m, d)
+        Inputs in the stored dtype.
+    y : numpy.ndarray, shape (m, k)
+        Targets in the stored dtype.
+    keep : numpy.ndarray of bool, shape (m,), or None
+        Rows to use; ``None`` means all. Rows holding NaN or Inf are not kept under
+        ``nan_policy="drop"``.
+    """
+
+    start: int
+    x: np.ndarray
+    y: np.ndarray
+    keep: np.ndarray | None = None
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self.x)
+
+    @property
+    def dropped(self) -> int:
+        return 0 if self.keep is None else int(len(self.keep) - self.keep.sum())
+
+
+def round_block_rows(requested: int, chunk_rows: int) -> int:
+    """Round a block size up to whole stored chunks, so no chunk is read twice."""
+    return max(1, -(-requested // chunk_rows)) * chunk_rows
+
+
+def prefetched(tasks: Iterable[Callable[[], T]], enabled: bool = True) -> Iterator[T]:
+    """Run ``tasks`` in order, computing the next one in a background thread.
+
+    One reader thread suffices: h5py serialises its calls, and the consumer's BLAS work
+    releases the GIL, so reading block ``i + 1`` overlaps computing on block ``i``.
+    """
+    if not enabled:
+        for task in tasks:
+            yield task()
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamls-prefetch") as pool:
+        pending = None
+        for task in tasks:
+            future = pool.submit(task)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
+class Dataset:
+    """Rows of inputs ``x`` and targets ``y`` over one or two sources.
+
+    Parameters
+    ----------
+    x : array_like, Source or data spec
+        Inputs, shape (n, d); with ``y=None`` a table holding the targets too.
+    y : array_like, Source, data spec or None
+        Targets, shape (n,) or (n, k).
+    target_cols : int or sequence of int, optional
+        With ``y=None``: the target column(s) of ``x`` (negative indices count from the
+        end). Default: the last column.
+    nan_policy : {"error", "drop"}
+        What a row holding NaN or Inf does: raise :class:`NonFiniteDataError`, or get skipped.
+    block_rows : int, optional
+        Rows per block, rounded up to whole stored chunks of ``x``.
+    """
+
+    def __init__(
+        self,
+        x: Any,
+        y: Any = None,
+        *,
+        target_cols: int | Sequence[int] | None = None,
+        nan_policy: str = "error",
+        block_rows: int | None = None,
+    ) -> None:
+        if nan_policy not in NAN_POLICIES:
+            raise parameter_error("Dataset", "nan_policy", f"one of {NAN_POLICIES}", nan_policy)
+        if block_rows is not None and (not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
+            raise parameter_error("Dataset", "chunk_rows", "an int >= 1 or None", block_rows)
+        self.x_source: Source = open_source(x, name="X")
+        self.y_source: Source | None = None if y is None else open_source(y, name="y")
+        self.nan_policy = nan_policy
+        if len(self.x_source.shape) != 2 and (self.y_source is not None or target_cols is not None):
+            raise SourceFormatError(
+                f"{self.x_source.name}: inputs must be a 2-D array (n_rows, n_features), "
+                f"found shape {self.x_source.shape}"
+            )
+        if self.y_source is None:
+            self.feature_cols, self.target_cols = _split_columns(self.x_source, target_cols)
+        else:
+            if target_cols is not None:
+                raise ConfigError("Pass either y or target_cols, not both: target_cols picks targets out of X when y is None.")
+            self.feature_cols, self.target_cols = None, None
+            if self.y_source.n_rows != self.x_source.n_rows:
+                raise ShapeMismatchError(
+                    f"X and y row counts differ: {self.x_source.name} has {self.x_source.n_rows} rows, "
+                    f"{self.y_source.name} has {self.y_source.n_rows}"
+                )
+        if self.n_rows < 1:
+            raise SourceFormatError(f"{self.x_source.name}: holds 0 rows; training needs at least 1")
+        if self.n_features < 1:
+            raise SourceFormatError(f"{self.x_source.name}: holds no input columns")
+        chunk = self.x_source.chunk_rows
+        self.block_rows = round_block_rows(block_rows or DEFAULT_BLOCK_ROWS, chunk)
+
+    @property
+    def name(self) -> str:
+        return self.x_source.name if self.y_source is None else f"{self.x_source.name} | {self.y_source.name}"
+
+    @property
+    def n_rows(self) -> int:
+        return self.x_source.n_rows
+
+    @property
+    def n_features(self) -> int:
+        return self.x_source.n_cols if self.feature_cols is None else len(self.feature_cols)
+
+    @property
+    def n_targets(self) -> int:
+        if self.y_source is not None:
+            return self.y_source.n_cols
+        assert self.target_cols is not None
+        return len(self.target_cols)
+
+    @property
+    def target_is_1d(self) -> bool:
+        """Whether predictions should be returned as a 1-D array."""
+        if self.y_source is not None:
+            return len(self.y_source.shape) == 1
+        return self.n_targets == 1
+
+    def block_ranges(self, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+        """Storage-aligned ``(start, stop)`` row ranges covering ``[start, stop)``."""
+        stop = self.n_rows if stop is None else stop
+        step = self.block_rows
+        first = (start // step) * step
+        return [(max(a, start), min(a + step, stop)) for a in range(first, stop, step)]
+
+    def read_block(self, start: int, stop: int) -> Block:
+        """Read rows ``[start, stop)`` and check them against the NaN policy."""
+        raw = self.x_source.read(start, stop)
+        if self.y_source is None:
+            x, y = raw[:, self.feature_cols], raw[:, self.target_cols]
+        else:
+            x, y = raw, self.y_source.read(start, stop)
+        return Block(start, x, y, self._finite_rows(x, y, start, stop))
+
+    def blocks(self, start: int = 0, stop: int | None = None, prefetch: bool = True) -> Iterator[Block]:
+        """Yield the blocks of ``[start, stop)`` in order, reading ahead in a thread."""
+        tasks = (lambda a=a, b=b: self.read_block(a, b) for a, b in self.block_ranges(start, stop))
+        return prefetched(tasks, enabled=prefetch)
+
+    def close(self) -> None:
+        self.x_source.close()
+        if self.y_source is not None:
+            self.y_source.close()
+
+    def _finite_rows(self, x: np.ndarray, y: np.ndarray, start: int, stop: int) -> np.ndarray | None:
+        finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1) if x.dtype.kind == "f" or y.dtype.kind == "f" else None
+        if finite is None or finite.all():
+            return None
+        if self.nan_policy == "drop":
+            return finite
+        row = int(np.argmin(finite))
+        which, values = (self.x_source.name, x[row]) if not np.isfinite(x[row]).all() else (self._y_name, y[row])
+        col = int(np.argmin(np.isfinite(values)))
+        raise NonFiniteDataError(
+            f"{which}: rows {start}-{stop - 1}: row {start + row}, column {col} holds {values[col]} "
+            f"(nan_policy='error'; clean the data or pass nan_policy='drop' to skip such rows)"
+        )
+
+    @property
+    def _y_name(self) -> str:
+        if self.y_source is not None:
+            return self.y_source.name
+        return f"{self.x_source.name} target columns {self.target_cols}"
+
+
+def _split_columns(table: Source, target_cols: int | Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """Feature and target column indices of a table whose targets are some of its columns."""
+    if len(table.shape) != 2 or table.n_cols < 2:
+        raise SourceFormatError(
+            f"{table.name}: with y=None the table needs at least 2 columns (inputs and a target), "
+            f"found shape {table.shape}"
+        )
+    n_cols = table.n_cols
+    wanted = [-1] if target_cols is None else [target_cols] if isinstance(target_cols, (int, np.integer)) else list(target_cols)
+    targets = []
+    for col in wanted:
+        if not -n_cols <= int(col) < n_cols:
+            raise parameter_error("fit", "target_cols", f"column indices in [-{n_cols}, {n_cols})", target_cols)
+        targets.append(int(col) % n_cols)
+    if len(set(targets)) != len(targets) or len(targets) >= n_cols:
+        raise parameter_error("fit", "target_cols", "distinct columns that leave at least one input", target_cols)
+    features = [c for c in range(n_cols) if c not in targets]
+    return features, targets

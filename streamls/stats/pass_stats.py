@@ -1,0 +1,229 @@
+"""Per-block statistics of one training pass (METHOD.md) and the formulas that build them.
+
+With the hidden weights ``W`` (h, p) and output weights ``B`` (h + 1, k) of the current
+model, one read of a block of standardised rows gives everything both half-steps need:
+
+- ``G = sum phi phi^T`` and ``C = sum phi y^T`` with ``phi = [a * u; 1]`` (output layer);
+- ``P = sum (a a^T) kron (x~ x~^T)``, ``Q = sum (a kron x~) y^T``, ``s = sum a kron x~``
+  (hidden layer, for any output weights);
+- the loss of the current model, pattern statistics and the validation loss.
+
+Every field is a sum over rows, so partial results from blocks, partitions or workers add.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import scipy.linalg.blas as blas
+
+#: Bytes of one tile of ``a kron x~`` rows: small enough to stay in cache while BLAS
+#: reads it, large enough for the rank-k update to run near peak.
+TILE_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class PassStatistics:
+    """Sums over the training rows of one pass (and the validation rows' loss).
+
+    Attributes
+    ----------
+    n : int
+        Training rows.
+    sum_y : numpy.ndarray, shape (k,)
+    sum_yy : numpy.ndarray, shape (k,)
+        Sum of squared targets per output; ``tr(Y^T Y) = sum_yy.sum()``.
+    G : numpy.ndarray, shape (h + 1, h + 1)
+    C : numpy.ndarray, shape (h + 1, k)
+    sse : numpy.ndarray, shape (k,)
+        Squared error of the current model per output (standardised units).
+    active : numpy.ndarray of int64, shape (h,)
+        Rows on which each neuron is active (``u > 0``).
+    flips : int
+        Pattern entries (row, neuron) whose activity differs from the previous ``W``'s.
+    n_val : int
+        Validation rows.
+    val_sse : numpy.ndarray, shape (k,)
+    dropped : int
+        Rows skipped for holding NaN or Inf.
+    P : numpy.ndarray, shape (h p, h p), or None
+    Q : numpy.ndarray, shape (h p, k), or None
+    s : numpy.ndarray, shape (h p,), or None
+        ``None`` in an evaluation-only pass.
+    """
+
+    n: int
+    sum_y: np.ndarray
+    sum_yy: np.ndarray
+    G: np.ndarray
+    C: np.ndarray
+    sse: np.ndarray
+    active: np.ndarray
+    flips: int
+    n_val: int
+    val_sse: np.ndarray
+    dropped: int
+    P: np.ndarray | None = None
+    Q: np.ndarray | None = None
+    s: np.ndarray | None = None
+
+    def __add__(self, other: PassStatistics) -> PassStatistics:
+        return PassStatistics(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+
+    @property
+    def has_hidden(self) -> bool:
+        return self.P is not None
+
+
+def _add(a: Any, b: Any) -> Any:
+    if a is None or b is None:
+        if a is not None or b is not None:
+            raise ValueError("cannot add statistics of a full pass to those of an evaluation-only pass")
+        return None
+    return a + b
+
+
+def augment(x: np.ndarray) -> np.ndarray:
+    """Inputs with the bias column appended: ``x~ = [x, 1]``, shape (m, d + 1)."""
+    return np.hstack([x, np.ones((len(x), 1))])
+
+
+def pattern(u: np.ndarray, alpha: float) -> np.ndarray:
+    """Activation slopes ``a``: 1 where ``u > 0``, else ``alpha``; shape of ``u``."""
+    return np.where(u > 0, 1.0, alpha)
+
+
+def hidden_features(x_aug: np.ndarray, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activations ``u = x~ W^T`` and output features ``phi = [s(u), 1]``.
+
+    Returns
+    -------
+    u : numpy.ndarray, shape (m, h)
+    phi : numpy.ndarray, shape (m, h + 1)
+    """
+    u = x_aug @ W.T
+    phi = np.empty((len(u), u.shape[1] + 1))
+    phi[:, :-1] = pattern(u, alpha) * u
+    phi[:, -1] = 1.0
+    return u, phi
+
+
+def kron_rows(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
+    """Rows ``z_i = a_i kron x~_i``, returned transposed for BLAS.
+
+    Parameters
+    ----------
+    a : numpy.ndarray, shape (m, h)
+    x_aug : numpy.ndarray, shape (m, p)
+
+    Returns
+    -------
+    numpy.ndarray, shape (h p, m), C-contiguous
+        Column ``i`` is ``z_i`` (index ``j p + l`` is ``a_ij x~_il``).
+    """
+    h, p = a.shape[1], x_aug.shape[1]
+    return (a.T[:, None, :] * x_aug.T[None, :, :]).reshape(h * p, len(a))
+
+
+def hidden_gram(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``P``, ``Q`` and ``s`` of a block of rows, built in cache-sized tiles.
+
+    Parameters
+    ----------
+    a : numpy.ndarray, shape (m, h)
+    x_aug : numpy.ndarray, shape (m, p)
+    y : numpy.ndarray, shape (m, k)
+
+    Returns
+    -------
+    P : numpy.ndarray, shape (h p, h p)
+    Q : numpy.ndarray, shape (h p, k)
+    s : numpy.ndarray, shape (h p,)
+    """
+    hp = a.shape[1] * x_aug.shape[1]
+    tile = int(np.clip(TILE_BYTES // (8 * hp), 256, 4096))
+    upper = np.zeros((hp, hp), order="F")
+    Q = np.zeros((hp, y.shape[1]))
+    s = np.zeros(hp)
+    for start in range(0, len(a), tile):
+        zt = kron_rows(a[start : start + tile], x_aug[start : start + tile])
+        # syrk on the F-ordered view needs no copy and fills only the upper triangle,
+        # half the work of a general product.
+        blas.dsyrk(1.0, zt.T, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
+        Q += zt @ y[start : start + tile]
+        s += zt.sum(axis=1)
+    return symmetric_from_upper(upper), Q, s
+
+
+def symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is ``upper``'s, C-ordered."""
+    full = np.triu(upper)
+    full += np.triu(upper, 1).T
+    return full
+
+
+def block_statistics(
+    x: np.ndarray,
+    y: np.ndarray,
+    W: np.ndarray,
+    B: np.ndarray,
+    alpha: float,
+    *,
+    validation: np.ndarray | None = None,
+    W_prev: np.ndarray | None = None,
+    hidden: bool = True,
+    dropped: int = 0,
+) -> PassStatistics:
+    """Statistics of one block of standardised rows for the model ``(W, B)``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray, shape (m, d)
+        Standardised inputs (float64).
+    y : numpy.ndarray, shape (m, k)
+        Standardised targets (float64).
+    W : numpy.ndarray, shape (h, d + 1)
+    B : numpy.ndarray, shape (h + 1, k)
+    alpha : float
+        Slope of the activation for ``u <= 0``.
+    validation : numpy.ndarray of bool, shape (m,), optional
+        Rows that only contribute to the validation loss.
+    W_prev : numpy.ndarray, shape (h, d + 1), optional
+        Previous hidden weights, to count pattern flips.
+    hidden : bool
+        Whether to build ``P``, ``Q`` and ``s`` (the costly part).
+    dropped : int
+        Rows the caller skipped, carried into the result.
+    """
+    x_aug = augment(x)
+    u, phi = hidden_features(x_aug, W, alpha)
+    residual = y - phi @ B
+    if validation is not None and validation.any():
+        val_sse = (residual[validation] ** 2).sum(axis=0)
+        n_val = int(validation.sum())
+        train = ~validation
+        x_aug, y, u, phi, residual = x_aug[train], y[train], u[train], phi[train], residual[train]
+    else:
+        val_sse, n_val = np.zeros(y.shape[1]), 0
+    flips = 0 if W_prev is None else int(((x_aug @ W_prev.T > 0) != (u > 0)).sum())
+    P = Q = s = None
+    if hidden:
+        P, Q, s = hidden_gram(pattern(u, alpha), x_aug, y)
+    return PassStatistics(
+        n=len(y),
+        sum_y=y.sum(axis=0),
+        sum_yy=(y**2).sum(axis=0),
+        G=phi.T @ phi,
+        C=phi.T @ y,
+        sse=(residual**2).sum(axis=0),
+        active=(u > 0).sum(axis=0).astype(np.int64),
+        flips=flips,
+        n_val=n_val,
+        val_sse=val_sse,
+        dropped=dropped,
+        P=P,
+        Q=Q,
+        s=s,
+    )

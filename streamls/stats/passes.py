@@ -1,0 +1,129 @@
+"""What one pass over the data computes, independent of where it runs.
+
+A request turns a :class:`~streamls.sources.Block` into additive statistics. Every
+backend evaluates the same request the same way: :func:`accumulate` over a row range,
+then ``+`` over ranges (sequentially in-process, as a tree reduction on Dask).
+Requests are small, picklable and carry the current model, so a worker needs nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import numpy as np
+
+from ..sources import Block, Dataset
+from ..split import validation_mask
+from .moments import ColumnMoments, DataMoments, Standardizer
+from .pass_stats import PassStatistics, block_statistics
+
+S = TypeVar("S", DataMoments, PassStatistics)
+
+
+class PassRequest(Protocol[S]):  # type: ignore[misc]
+    """Anything that maps a block of rows to additive statistics."""
+
+    def on_block(self, block: Block) -> S: ...
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Rows held out for validation: those whose row hash falls below ``fraction``."""
+
+    fraction: float = 0.0
+    seed: int = 0
+
+    def mask(self, block: Block) -> np.ndarray:
+        """Validation rows of ``block``, shape (m,)."""
+        return validation_mask(block.start, block.stop, self.fraction, self.seed)
+
+
+def _kept(block: Block, holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, targets and validation mask of the rows the NaN policy keeps."""
+    validation = holdout.mask(block)
+    if block.keep is None:
+        return block.x, block.y, validation
+    return block.x[block.keep], block.y[block.keep], validation[block.keep]
+
+
+@dataclass(frozen=True)
+class MomentsRequest:
+    """The first pass: moments of the training rows' inputs and targets.
+
+    Attributes
+    ----------
+    holdout : Holdout
+    anchor_candidates : numpy.ndarray of int64, shape (r,)
+        Sorted global row indices whose inputs to collect (for initialisation) when they
+        are training rows.
+    """
+
+    holdout: Holdout
+    anchor_candidates: np.ndarray
+
+    def on_block(self, block: Block) -> DataMoments:
+        validation = self.holdout.mask(block)
+        train = ~validation if block.keep is None else ~validation & block.keep
+        lo, hi = np.searchsorted(self.anchor_candidates, [block.start, block.stop])
+        local = self.anchor_candidates[lo:hi] - block.start
+        local = local[train[local]]
+        return DataMoments(
+            ColumnMoments.of(block.x[train]),
+            ColumnMoments.of(block.y[train]),
+            int(validation.sum() if block.keep is None else (validation & block.keep).sum()),
+            block.dropped,
+            local + block.start,
+            np.asarray(block.x[local], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class StatisticsRequest:
+    """A training pass for the model ``(W, B)`` in standardised coordinates.
+
+    Attributes
+    ----------
+    standardizer : Standardizer
+    W : numpy.ndarray, shape (h, d + 1)
+    B : numpy.ndarray, shape (h + 1, k)
+    alpha : float
+    holdout : Holdout
+    W_prev : numpy.ndarray or None
+        Previous hidden weights, to count pattern flips.
+    hidden : bool
+        Whether to build the hidden-layer statistics (False for a final evaluation).
+    """
+
+    standardizer: Standardizer
+    W: np.ndarray
+    B: np.ndarray
+    alpha: float
+    holdout: Holdout
+    W_prev: np.ndarray | None = None
+    hidden: bool = True
+
+    def on_block(self, block: Block) -> PassStatistics:
+        x, y, validation = _kept(block, self.holdout)
+        return block_statistics(
+            self.standardizer.inputs(x),
+            self.standardizer.targets(y),
+            self.W,
+            self.B,
+            self.alpha,
+            validation=validation,
+            W_prev=self.W_prev,
+            hidden=self.hidden,
+            dropped=block.dropped,
+        )
+
+
+def accumulate(dataset: Dataset, request: PassRequest[S], start: int = 0, stop: int | None = None, prefetch: bool = True) -> S:
+    """Sum ``request``'s statistics over the blocks of rows ``[start, stop)``."""
+    total = None
+    for block in dataset.blocks(start, stop, prefetch=prefetch):
+        part = request.on_block(block)
+        total = part if total is None else total + part
+    if total is None:
+        raise ValueError(f"{dataset.name}: empty row range [{start}, {stop})")
+    return total
