@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from ..sources import Dataset
@@ -17,13 +18,16 @@ class LocalBackend:
     ----------
     prefetch : bool
         Read the next block in a background thread while the current one is computed.
+    progress : callable, optional
+        Called with the row count of every finished block (the CLI's progress bar).
     """
 
-    def __init__(self, prefetch: bool = True) -> None:
+    def __init__(self, prefetch: bool = True, progress: Callable[[int], None] | None = None) -> None:
         self.prefetch = prefetch
+        self.progress = progress
 
     def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
-        return accumulate(dataset, request, prefetch=self.prefetch)
+        return accumulate(dataset, request, prefetch=self.prefetch, progress=self.progress)
 
     def close(self) -> None:
         """Nothing to release."""

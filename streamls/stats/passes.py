@@ -8,6 +8,7 @@ Requests are small, picklable and carry the current model, so a worker needs not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -118,12 +119,24 @@ class StatisticsRequest:
         )
 
 
-def accumulate(dataset: Dataset, request: PassRequest[S], start: int = 0, stop: int | None = None, prefetch: bool = True) -> S:
-    """Sum ``request``'s statistics over the blocks of rows ``[start, stop)``."""
+def accumulate(
+    dataset: Dataset,
+    request: PassRequest[S],
+    start: int = 0,
+    stop: int | None = None,
+    prefetch: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> S:
+    """Sum ``request``'s statistics over the blocks of rows ``[start, stop)``.
+
+    ``progress``, if given, is called with the number of rows of each finished block.
+    """
     total = None
     for block in dataset.blocks(start, stop, prefetch=prefetch):
         part = request.on_block(block)
         total = part if total is None else total + part
+        if progress is not None:
+            progress(len(block.x))
     if total is None:
         raise ValueError(f"{dataset.name}: empty row range [{start}, {stop})")
     return total
