@@ -1,6 +1,7 @@
 """Data access: sources of rows, data specs, and the paired input/target dataset."""
 
 from .base import Source
+from .dask_array import DaskArraySource
 from .dataset import Block, Dataset, prefetched
 from .hdf5 import HDF5Source
 from .memory import ArraySource, NpySource
@@ -10,6 +11,7 @@ from .zarr import ZarrSource
 __all__ = [
     "ArraySource",
     "Block",
+    "DaskArraySource",
     "Dataset",
     "HDF5Source",
     "NpySource",

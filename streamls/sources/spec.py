@@ -7,11 +7,14 @@ Data specs:
   the file's only dataset);
 - ``"data.zarr:X"``: array ``X`` of a Zarr group; a bare ``"data.zarr"`` is an array store;
 - fsspec URLs work for Zarr: ``"memory://store.zarr:X"``, ``"s3://bucket/data.zarr:X"``.
+
+A ``dask.array.Array`` is wrapped as it is (never computed whole).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import h5py
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..errors import SourceFormatError, SourceNotFoundError
 from .base import Source
+from .dask_array import DaskArraySource
 from .hdf5 import HDF5Source
 from .memory import ArraySource, NpySource
 from .zarr import ZarrSource
@@ -70,12 +74,18 @@ def _sniff(path: str) -> str:
     raise SourceFormatError(f"{path}: not an HDF5 file, a Zarr store or a .npy file")
 
 
+def _is_dask_array(obj: Any) -> bool:
+    """Whether ``obj`` is a dask array, without importing dask (if it is not loaded, it is not one)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(obj, module.Array)
+
+
 def open_source(spec: Any, name: str | None = None) -> Source:
     """Return a :class:`Source` for an array, a Source or a data spec.
 
     Parameters
     ----------
-    spec : numpy.ndarray, Source, str or os.PathLike
+    spec : numpy.ndarray, dask.array.Array, Source, str or os.PathLike
         What to read. Strings follow the data-spec syntax of this module.
     name : str, optional
         Name used in messages for in-memory arrays.
@@ -102,6 +112,10 @@ def open_source(spec: Any, name: str | None = None) -> Source:
         else:
             source = ZarrSource(path, inner)
         source.array  # open now, so that a bad spec fails before any work starts
+        return source
+    if _is_dask_array(spec):
+        source = DaskArraySource(spec, name=name or "dask array")
+        source.array
         return source
     source = ArraySource(np.asarray(spec), name=name or "array")
     source.array
