@@ -1,0 +1,234 @@
+"""Passes as map-reduce on a ``dask.distributed`` cluster.
+
+A pass maps storage-aligned row partitions to tasks that each run
+:func:`streamls.stats.accumulate` on a worker, which opens and reads its own rows (a
+:class:`~streamls.sources.Dataset` pickles as file paths and array names), then sums the
+partial statistics by a pairwise tree of ``+`` tasks on the cluster. The client sends
+the dataset and the request (holding the current model) once per pass, broadcast to
+every worker, and receives one sum: it holds O(statistics) memory, never data.
+
+Tasks are pure functions of (dataset, request, rows), so when a worker dies Dask
+recomputes its lost tasks elsewhere with the same result. Each partition is one task key
+and the tree is fixed before any task runs, so no partition can be counted twice or
+lost, and the sum does not depend on which task finishes first: a pass is bitwise
+reproducible for a given partitioning.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from distributed import Client, Future, LocalCluster, as_completed, default_client
+from distributed.diagnostics.plugin import WorkerPlugin
+from threadpoolctl import threadpool_limits
+
+from ..errors import ConfigError, StreamLSError, parameter_error
+from ..sources import Dataset
+from ..stats import DataMoments, PassRequest, PassStatistics, accumulate
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", DataMoments, PassStatistics)
+
+#: Partitions per worker thread: enough to balance load and to make recomputing a
+#: lost worker's share cheap, few enough that per-task overhead stays negligible.
+PARTITIONS_PER_THREAD = 4
+
+
+@dataclass(frozen=True)
+class Partial(Generic[S]):
+    """Statistics of the contiguous rows ``[start, stop)``.
+
+    Adding two partials checks that they are adjacent, so a sum covering
+    ``[0, n_rows)`` has counted every row exactly once.
+    """
+
+    start: int
+    stop: int
+    stats: S
+
+    def __add__(self, other: Partial[S]) -> Partial[S]:
+        if self.stop != other.start:
+            raise StreamLSError(
+                f"partial statistics of rows [{self.start}, {self.stop}) and [{other.start}, {other.stop}) "
+                "are not adjacent; the reduction tree is inconsistent"
+            )
+        return Partial(self.start, other.stop, self.stats + other.stats)
+
+
+def partition_statistics(dataset: Dataset, request: PassRequest[S], start: int, stop: int) -> Partial[S]:
+    """The task run on a worker: statistics of rows ``[start, stop)``, read there."""
+    return Partial(start, stop, accumulate(dataset, request, start, stop, prefetch=False))
+
+
+def partition_ranges(
+    dataset: Dataset, n_partitions: int, partition_rows: int | None = None
+) -> list[tuple[int, int]]:
+    """Split the dataset's blocks into contiguous partitions of whole blocks.
+
+    Partition edges are block edges (themselves whole storage chunks), so a partition
+    reads the same blocks as the local backend and no chunk is read by two tasks.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    n_partitions : int
+        Wanted partition count (at most one partition per block); ignored when
+        ``partition_rows`` is given.
+    partition_rows : int, optional
+        Rows per partition, rounded up to whole blocks.
+
+    Returns
+    -------
+    list of (start, stop)
+        Covering ``[0, dataset.n_rows)`` in order.
+    """
+    blocks = dataset.block_ranges()
+    if partition_rows is not None:
+        per = -(-partition_rows // dataset.block_rows)
+        groups = [range(i, min(i + per, len(blocks))) for i in range(0, len(blocks), per)]
+    else:
+        groups = list(np.array_split(np.arange(len(blocks)), min(n_partitions, len(blocks))))
+    return [(blocks[g[0]][0], blocks[g[-1]][1]) for g in groups]
+
+
+def tree_sum(client: Client, parts: list[Future], name: str) -> Future:
+    """Sum futures by a pairwise tree of ``+`` tasks, in a fixed order; return the root.
+
+    Neighbours are added left to right, level by level (an odd last one moves up), so
+    the result is independent of task completion order. Futures of consumed levels are
+    dropped here, letting workers free partials once their sum exists.
+    """
+    level = 0
+    while len(parts) > 1:
+        sums = [
+            client.submit(operator.add, parts[i], parts[i + 1], key=f"{name}-sum-{level}-{i // 2}")
+            for i in range(0, len(parts) - 1, 2)
+        ]
+        parts = sums + parts[2 * len(sums) :]
+        level += 1
+    return parts[0]
+
+
+class LimitBLASThreads(WorkerPlugin):
+    """Limit BLAS and OpenMP pools of each worker process to one thread.
+
+    Installed on clusters the backend starts itself (single-threaded workers, one per
+    core): without it every worker's BLAS would start a thread per core.
+    """
+
+    name = "streamls-limit-blas-threads"
+
+    def setup(self, worker: Any) -> None:
+        self._limits = threadpool_limits(limits=1)
+
+
+class DaskBackend:
+    """Evaluate passes as map-reduce tasks on a Dask cluster.
+
+    Give at most one of ``client``, ``scheduler_address`` and ``n_workers``; with none,
+    the current default client (the last ``Client`` created) is used.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        A connected client; left open by :meth:`close`.
+    scheduler_address : str, optional
+        Address of a running scheduler, such as ``"tcp://10.0.0.5:8786"``.
+    n_workers : int, optional
+        Start a ``LocalCluster`` of this many single-threaded worker processes (BLAS
+        limited to one thread each), closed by :meth:`close`.
+    partition_rows : int, optional
+        Rows per task, rounded up to whole blocks. Default: about
+        ``PARTITIONS_PER_THREAD`` partitions per worker thread (counted at the first pass
+        and kept, so that every pass, and a rerun, uses the same partitions).
+    progress : callable, optional
+        Called with the row count of every finished partition (the CLI's progress bar).
+    """
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        scheduler_address: str | None = None,
+        n_workers: int | None = None,
+        partition_rows: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        chosen = [k for k, v in {"client": client, "scheduler_address": scheduler_address, "n_workers": n_workers}.items() if v is not None]
+        if len(chosen) > 1:
+            raise ConfigError(f"DaskBackend takes one of client, scheduler_address or n_workers; got {' and '.join(chosen)}")
+        for key, value in (("n_workers", n_workers), ("partition_rows", partition_rows)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+                raise parameter_error("DaskBackend", key, "an int >= 1 or None", value)
+        self.partition_rows = None if partition_rows is None else int(partition_rows)
+        self.progress = progress
+        self._cluster: LocalCluster | None = None
+        self._owns_client = scheduler_address is not None or n_workers is not None
+        self.client = client if client is not None else self._connect(scheduler_address, n_workers)
+        self._threads: int | None = None
+
+    def _connect(self, scheduler_address: str | None, n_workers: int | None) -> Client:
+        if n_workers is not None:
+            self._cluster = LocalCluster(
+                n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None,
+            )
+            client = Client(self._cluster)
+            client.register_plugin(LimitBLASThreads())
+            return client
+        if scheduler_address is not None:
+            return Client(scheduler_address)
+        try:
+            return default_client()
+        except ValueError as exc:
+            raise ConfigError(
+                "DaskBackend needs a cluster: pass client=Client(...), scheduler_address='tcp://host:port' "
+                "or n_workers=N (starts a LocalCluster); no default Dask client exists"
+            ) from exc
+
+    @property
+    def threads(self) -> int:
+        """Worker threads of the cluster, counted once so partitions stay the same across passes."""
+        if self._threads is None:
+            self._threads = max(1, sum(self.client.nthreads().values()))
+        return self._threads
+
+    def partitions(self, dataset: Dataset) -> list[tuple[int, int]]:
+        """The row ranges of one task each, shared by every pass over ``dataset``."""
+        return partition_ranges(dataset, PARTITIONS_PER_THREAD * self.threads, self.partition_rows)
+
+    def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
+        ranges = self.partitions(dataset)
+        name = f"streamls-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
+        logger.debug("%s: %d partitions over %d worker threads", name, len(ranges), self.threads)
+        # Sent once per pass to every worker; tasks refer to them by key.
+        dataset_f, request_f = self.client.scatter([dataset, request], broadcast=True, hash=False)
+        parts = [
+            self.client.submit(partition_statistics, dataset_f, request_f, a, b, key=f"{name}-part-{i}")
+            for i, (a, b) in enumerate(ranges)
+        ]
+        rows = {part.key: b - a for part, (a, b) in zip(parts, ranges)}
+        finished = as_completed(parts) if self.progress is not None else None
+        root = tree_sum(self.client, parts, name)
+        del parts  # the tree holds them now; dropping ours lets workers free summed partials
+        if finished is not None:
+            for future in finished:
+                self.progress(rows[future.key])  # type: ignore[misc]
+        total: Partial[S] = root.result()
+        if (total.start, total.stop) != (0, dataset.n_rows):
+            raise StreamLSError(f"{dataset.name}: a pass covered rows [{total.start}, {total.stop}) of {dataset.n_rows}")
+        return total.stats
+
+    def close(self) -> None:
+        """Close the client and cluster this backend started; a given client stays open."""
+        if self._owns_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
