@@ -1,0 +1,205 @@
+"""The ``predict``, ``evaluate``, ``info`` and ``demo`` commands (``train`` lives in :mod:`.train`)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+from ..errors import ShapeMismatchError
+from ..model import TwoLayerModel
+from ..persistence import load_model
+from ..sources import Dataset
+from ..training import TrainConfig
+from .metrics import Metrics, evaluate
+from .progress import Reporter
+from .config import JobConfig
+from .train import StopFlag, build_backend, limited_threads, train_loop, write_outputs
+
+
+def run_predict(model_path: str, data: str, out: str, chunk_rows: int | None, overwrite: bool, threads: int | None, reporter: Reporter) -> int:
+    """Stream predictions for every row of ``data`` into ``out`` (HDF5 or Zarr array)."""
+    model = load_model(model_path)
+    with limited_threads(threads):
+        written = model.predict_to(data, out, chunk_rows=chunk_rows, overwrite=overwrite, prefetch=threads != 1)
+    reporter.event("done", f"wrote predictions to {written}", output=written)
+    return 0
+
+
+def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_cols: list[int] | None, nan_policy: str, chunk_rows: int | None) -> Dataset:
+    """The rows to score; a table without ``y`` or ``target_cols`` has its targets in its last ``k`` columns."""
+    if y is None and target_cols is None:
+        probe = Dataset(data, target_cols=-1)
+        n_cols = probe.x_source.n_cols
+        probe.close()
+        if n_cols != model.n_features + model.n_targets:
+            raise ShapeMismatchError(
+                f"{data}: {n_cols} columns, but the model takes {model.n_features} inputs and gives {model.n_targets} "
+                f"outputs; pass --y TARGETS or --target-col"
+            )
+        target_cols = list(range(model.n_features, n_cols))
+    cols = None if target_cols is None else (target_cols[0] if len(target_cols) == 1 else target_cols)
+    dataset = Dataset(data, y, target_cols=cols, nan_policy=nan_policy, block_rows=chunk_rows)
+    if (dataset.n_features, dataset.n_targets) != (model.n_features, model.n_targets):
+        dataset.close()
+        raise ShapeMismatchError(
+            f"{dataset.name}: {dataset.n_features} inputs and {dataset.n_targets} targets, but the model takes "
+            f"{model.n_features} inputs and gives {model.n_targets} outputs"
+        )
+    return dataset
+
+
+def metrics_table(metrics: Metrics) -> str:
+    lines = [f"{'output':>6}  {'rows':>10}  {'MSE':>12}  {'RMSE':>12}  {'R^2':>10}"]
+    for c in range(len(metrics.mse)):
+        lines.append(f"{c:>6}  {metrics.n:>10}  {metrics.mse[c]:>12.6g}  {metrics.rmse[c]:>12.6g}  {metrics.r2[c]:>10.6f}")
+    return "\n".join(lines)
+
+
+def run_evaluate(
+    model_path: str, data: str, y: str | None, target_cols: list[int] | None, nan_policy: str,
+    chunk_rows: int | None, as_json: bool, threads: int | None, out: IO[str],
+) -> int:
+    """Print MSE, RMSE and R^2 per output, streaming the data once."""
+    model = load_model(model_path)
+    dataset = evaluation_dataset(model, data, y, target_cols, nan_policy, chunk_rows)
+    try:
+        with limited_threads(threads):
+            metrics = evaluate(model, dataset, prefetch=threads != 1)
+    finally:
+        dataset.close()
+    if as_json:
+        payload = {"model": model_path, "data": dataset.name, **metrics.as_dict()}
+        print(json.dumps(_clean(payload), allow_nan=False), file=out)
+    else:
+        print(metrics_table(metrics), file=out)
+    return 0
+
+
+def model_summary(model: TwoLayerModel, path: str) -> dict[str, Any]:
+    """What ``info`` shows: architecture, training data, hyperparameters, history summary."""
+    history = model.history
+    best = int(model.info.get("best_iteration", 0))
+    best_rec = next((r for r in history if int(r["iteration"]) == best), None)
+    return {
+        "model": path,
+        "architecture": {
+            "inputs": model.n_features,
+            "hidden_units": model.hidden_units,
+            "outputs": model.n_targets,
+            "activation": "relu" if model.alpha == 0 else f"leaky relu (alpha={model.alpha:g})",
+            "parameters": int(model.W.size + model.B.size),
+        },
+        "training_data": {k: model.info.get(k) for k in ("data", "n_rows", "n_features", "n_targets", "n_train", "n_validation", "dropped_rows")},
+        "hyperparameters": model.hyperparameters,
+        "history": {
+            "iterations": int(history[-1]["iteration"]) if history else 0,
+            "best_iteration": best,
+            "stop_reason": model.info.get("stop_reason"),
+            "first_train_loss": history[0]["train_loss"] if history else None,
+            "best_train_loss": best_rec["train_loss"] if best_rec else None,
+            "best_val_loss": best_rec["val_loss"] if best_rec else None,
+            "last_train_loss": history[-1]["train_loss"] if history else None,
+            "seconds": sum(float(r["seconds"]) for r in history),
+        },
+    }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    lines = [f"model {summary['model']}"]
+    for section in ("architecture", "training_data", "hyperparameters", "history"):
+        lines.append(f"{section.replace('_', ' ')}:")
+        for key, value in summary[section].items():
+            shown = f"{value:.6g}" if isinstance(value, float) else value
+            lines.append(f"  {key:<22} {shown}")
+    return "\n".join(lines)
+
+
+def run_info(model_path: str, as_json: bool, out: IO[str]) -> int:
+    summary = model_summary(load_model(model_path), model_path)
+    print(json.dumps(_clean(summary), allow_nan=False) if as_json else summary_text(summary), file=out)
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Teacher:
+    """A random two-layer ReLU network plus Gaussian noise: data the student can learn.
+
+    The noise level sets the best reachable test MSE (``noise ** 2``).
+    """
+
+    W: np.ndarray
+    b: np.ndarray
+    v: np.ndarray
+    noise: float
+
+    @classmethod
+    def random(cls, n_features: int, hidden_units: int, noise: float, rng: np.random.Generator) -> Teacher:
+        return cls(
+            rng.standard_normal((hidden_units, n_features)) / math.sqrt(n_features),
+            rng.standard_normal(hidden_units) * 0.5,
+            rng.standard_normal(hidden_units),
+            noise,
+        )
+
+    def sample(self, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs, shape (rows, d), and noisy targets, shape (rows,)."""
+        X = rng.standard_normal((rows, self.W.shape[1]))
+        y = np.maximum(X @ self.W.T + self.b, 0.0) @ self.v + self.noise * rng.standard_normal(rows)
+        return X, y
+
+
+def _mse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean((y - pred) ** 2))
+
+
+def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: str | None, threads: int | None, reporter: Reporter, out: IO[str]) -> int:
+    """Train on synthetic teacher data held in memory and print a comparison table."""
+    rng = np.random.default_rng(seed)
+    teacher = Teacher.random(n_features=8, hidden_units=12, noise=0.1, rng=rng)
+    X, y = teacher.sample(rows, rng)
+    X_test, y_test = teacher.sample(max(rows // 4, 1000), rng)
+    job = JobConfig(hidden_units=hidden_units, max_iter=max_iter, seed=seed, validation_fraction=0.1, threads=threads)
+    config = TrainConfig(**job.train_options())
+    reporter.message(f"demo: {rows} rows of a random 8-12-1 ReLU teacher (noise 0.1), hidden_units={hidden_units}")
+    dataset = Dataset(X, y, block_rows=8192)
+    stop = StopFlag()
+    backend = build_backend(job, reporter.advance)
+    try:
+        with limited_threads(threads):
+            result = train_loop(dataset, config, backend, reporter, stop)
+    finally:
+        reporter.close_bar()
+        backend.close()
+    A = np.hstack([X, np.ones((rows, 1))])
+    coef = np.linalg.lstsq(A, y, rcond=None)[0]
+    A_test = np.hstack([X_test, np.ones((len(X_test), 1))])
+    model = result.model
+    table = [
+        ("mean of y", _mse(y, np.full(rows, y.mean())), _mse(y_test, np.full(len(y_test), y.mean()))),
+        ("linear least squares", _mse(y, A @ coef), _mse(y_test, A_test @ coef)),
+        (f"streamls h={hidden_units} ({result.n_iter} it.)", _mse(y, model.predict(X)), _mse(y_test, model.predict(X_test))),
+        ("noise floor", teacher.noise**2, teacher.noise**2),
+    ]
+    var_test = float(np.var(y_test))
+    print(f"{'model':<30} {'train MSE':>10} {'test MSE':>10} {'test R^2':>9}", file=out)
+    for name, train_mse, test_mse in table:
+        print(f"{name:<30} {train_mse:>10.4g} {test_mse:>10.4g} {1 - test_mse / var_test:>9.4f}", file=out)
+    if out_dir is not None:
+        os.makedirs(out_dir, exist_ok=True)
+        write_outputs(out_dir, result)
+        print(f"model, history and report written to {out_dir}", file=out)
+    return 0

@@ -1,0 +1,222 @@
+"""Job configuration of ``streamls train``: TOML files, flags on top, the effective file written back.
+
+Precedence, lowest first: the defaults of :class:`JobConfig`, the ``--config`` file, the
+flags. The effective configuration (every key resolved, the seed drawn, data paths made
+absolute, the block size chosen) is written to the run directory, and ``--resume`` reads
+it back, so a resumed run reads the data in the same blocks and ends bitwise equal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ..backends import BACKENDS
+from ..errors import ConfigError
+from ..sources.dataset import NAN_POLICIES
+from ..sources.spec import split_spec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Keys that may differ between a run and its ``--resume``: where and how fast it runs,
+#: not what it computes.
+RUNTIME_KEYS = frozenset({"backend", "scheduler", "dask_workers", "threads", "memory_limit", "out_dir"})
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """Everything a training job needs; names match the ``train`` flags and :func:`streamls.fit`.
+
+    Attributes
+    ----------
+    data : str or None
+        Data spec of the inputs, or of a table holding the targets too.
+    y : str or None
+        Data spec of the targets.
+    target_col : list of int or None
+        With ``y`` unset: the target column(s) of the table (default: the last).
+    out_dir : str or None
+        Run directory.
+    hidden_units, alpha, l2, max_iter, tol, n_iter_no_change, validation_fraction
+        As in :class:`streamls.TrainConfig`.
+    seed : int or None
+        ``random_state``; drawn and recorded when unset, so every run can be repeated.
+    chunk_rows : int or None
+        Rows per block (rounded up to whole stored chunks).
+    nan_policy : {"error", "drop"}
+    backend : {"local", "dask"}
+    scheduler : str or None
+        Address of a Dask scheduler (implies ``backend = "dask"``).
+    dask_workers : int or None
+        Workers of a local Dask cluster (implies ``backend = "dask"``).
+    threads : int or None
+        Cap on BLAS and streamls threads.
+    memory_limit : str or None
+        Such as ``"4GiB"``; picks the block size and refuses runs that cannot fit.
+    """
+
+    data: str | None = None
+    y: str | None = None
+    target_col: list[int] | None = None
+    out_dir: str | None = None
+    hidden_units: int = 32
+    alpha: float = 0.0
+    l2: float = 1e-6
+    max_iter: int = 100
+    tol: float = 1e-4
+    n_iter_no_change: int = 10
+    seed: int | None = None
+    validation_fraction: float = 0.0
+    chunk_rows: int | None = None
+    nan_policy: str = "error"
+    backend: str = "local"
+    scheduler: str | None = None
+    dask_workers: int | None = None
+    threads: int | None = None
+    memory_limit: str | None = None
+
+    @property
+    def uses_dask(self) -> bool:
+        return self.backend == "dask" or self.scheduler is not None or self.dask_workers is not None
+
+    def train_options(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`streamls.TrainConfig`."""
+        return {
+            "hidden_units": self.hidden_units,
+            "alpha": self.alpha,
+            "l2": self.l2,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+            "n_iter_no_change": self.n_iter_no_change,
+            "random_state": self.seed,
+            "validation_fraction": self.validation_fraction,
+        }
+
+
+KEYS = tuple(f.name for f in fields(JobConfig))
+#: The TOML types each key accepts (ints are accepted where floats are expected).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str,),
+    "y": (str,),
+    "target_col": (list,),
+    "out_dir": (str,),
+    "hidden_units": (int,),
+    "alpha": (float, int),
+    "l2": (float, int),
+    "max_iter": (int,),
+    "tol": (float, int),
+    "n_iter_no_change": (int,),
+    "seed": (int,),
+    "validation_fraction": (float, int),
+    "chunk_rows": (int,),
+    "nan_policy": (str,),
+    "backend": (str,),
+    "scheduler": (str,),
+    "dask_workers": (int,),
+    "threads": (int,),
+    "memory_limit": (str, int),
+}
+_CHOICES = {"nan_policy": NAN_POLICIES, "backend": BACKENDS}
+
+
+def closest(name: str, valid: tuple[str, ...] | list[str]) -> str | None:
+    """The valid name closest to a misspelt one, or ``None`` when nothing is close."""
+    matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unknown_key_error(key: str, where: str) -> ConfigError:
+    """A :class:`ConfigError` naming an unknown key and the closest valid one."""
+    guess = closest(key, KEYS)
+    hint = f"did you mean {guess!r}?" if guess else f"valid keys: {', '.join(KEYS)}"
+    return ConfigError(f"{where}: unknown key {key!r}; {hint}")
+
+
+def check_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Check key names and value types of a partial configuration; returns it normalised.
+
+    ``target_col`` may be an int or a list of ints; it is returned as a list.
+    """
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in _TYPES:
+            raise unknown_key_error(key, where)
+        if key == "target_col" and isinstance(value, int) and not isinstance(value, bool):
+            value = [value]
+        ok = isinstance(value, _TYPES[key]) and not isinstance(value, bool)
+        if key == "target_col" and ok:
+            ok = bool(value) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok:
+            expected = " or ".join(t.__name__ for t in _TYPES[key])
+            raise ConfigError(f"{where}: key {key!r} must be {expected}, got {value!r}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"{where}: key {key!r} must be one of {_CHOICES[key]}, got {value!r}")
+        out[key] = float(value) if float in _TYPES[key] and isinstance(value, int) else value
+    return out
+
+
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked key/value pairs of a TOML job file."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such configuration file") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return check_values(raw, path)
+
+
+def merged(*layers: Mapping[str, Any]) -> JobConfig:
+    """A :class:`JobConfig` from checked layers, later layers overriding earlier ones."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        values.update(layer)
+    return replace(JobConfig(), **values)
+
+
+def absolute_spec(spec: str) -> str:
+    """A data spec whose local path is absolute, so the run can resume from any directory."""
+    if os.path.exists(spec):
+        return os.path.abspath(spec)
+    path, inner = split_spec(spec)
+    if "://" in path:
+        return spec
+    return os.path.abspath(path) + (f":{inner}" if inner is not None else "")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else ("inf" if value > 0 else "-inf"))
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON string escapes are valid TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def to_toml(config: JobConfig, header: str = "") -> str:
+    """The configuration as TOML text (unset keys left out, as TOML has no null)."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in asdict(config).items() if value is not None]
+    return "\n".join(lines) + "\n"
+
+
+def changed_keys(stored: JobConfig, given: Mapping[str, Any]) -> list[str]:
+    """Keys of ``given`` that would change what a stored run computes."""
+    current = asdict(stored)
+    return sorted(k for k, v in given.items() if k not in RUNTIME_KEYS and current[k] != v)

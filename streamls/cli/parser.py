@@ -1,0 +1,169 @@
+"""The argument parser of the ``streamls`` command.
+
+Training flags default to "not given" (``argparse.SUPPRESS``) so that they can be laid
+over a ``--config`` file; their destinations are the configuration keys. Unknown flags
+fail naming the closest valid flag; abbreviations are off so scripts stay unambiguous.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from ..backends import BACKENDS
+from ..errors import ConfigError
+from ..sources.dataset import NAN_POLICIES
+from .config import closest
+from .progress import LOG_FORMATS
+
+S = argparse.SUPPRESS
+
+EPILOG = """exit codes: 0 success, 2 usage error or bad input, 3 numerical failure,
+130 interrupted by SIGINT, 143 interrupted by SIGTERM (resume with `streamls train --resume RUN`)"""
+
+
+class UsageError(ConfigError):
+    """A command line that argparse accepted but that names an unknown flag."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
+    return value
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected column indices such as 3 or 3,4 or -1, got {text!r}") from None
+
+
+def _output_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    group = common.add_argument_group("output")
+    loud = group.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also the library's debug messages")
+    group.add_argument("--log-format", choices=LOG_FORMATS, default="text", help="log lines as text or JSON lines (default text)")
+    return common
+
+
+def _threads_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parent.add_argument("--threads", type=_positive_int, default=S, metavar="N",
+                        help="cap BLAS and streamls threads at N (threadpoolctl); 1 also turns off read-ahead")
+    return parent
+
+
+def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train", parents=parents, allow_abbrev=False, epilog=EPILOG,
+        help="train a model into a run directory (checkpoints, report, resume)",
+        description="Train a two-layer ReLU network by streaming alternating least squares.",
+    )
+    p.add_argument("data", nargs="?", default=S, metavar="DATA",
+                   help="inputs, or a table holding the targets too: data.h5:/X, data.zarr:X, data.npy")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--y", default=S, metavar="YDATA", help="targets, a data spec like DATA")
+    target.add_argument("--target-col", type=_int_list, default=S, metavar="N[,N...]",
+                        help="target column(s) of the DATA table (default: the last)")
+    p.add_argument("--out-dir", default=S, metavar="RUN", help="run directory for model, checkpoints, logs, report")
+    p.add_argument("--config", metavar="JOB.TOML", help="TOML file with these settings; flags override it")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last complete checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out-dir")
+    model = p.add_argument_group("hyperparameters (as in streamls.fit)")
+    model.add_argument("--hidden-units", type=_positive_int, default=S, metavar="H", help="hidden neurons (default 32)")
+    model.add_argument("--alpha", type=float, default=S, help="leaky slope in [0, 1) (default 0: ReLU)")
+    model.add_argument("--l2", type=float, default=S, help="ridge term relative to the mean diagonal (default 1e-6)")
+    model.add_argument("--max-iter", type=int, default=S, help="most iterations (default 100)")
+    model.add_argument("--tol", type=float, default=S, help="relative improvement to go on (default 1e-4; 0 runs all)")
+    model.add_argument("--n-iter-no-change", type=_positive_int, default=S, help="window of the stopping rule (default 10)")
+    model.add_argument("--seed", type=int, default=S, help="random seed (drawn and recorded when not given)")
+    model.add_argument("--validation-fraction", type=float, default=S, help="rows held out by row hash (default 0)")
+    data = p.add_argument_group("data and resources")
+    data.add_argument("--chunk-rows", type=_positive_int, default=S, metavar="ROWS", help="rows per block (default 65536)")
+    data.add_argument("--nan-policy", choices=NAN_POLICIES, default=S, help="rows with NaN/Inf: error (default) or drop")
+    data.add_argument("--memory-limit", default=S, metavar="SIZE",
+                      help="keep the estimated peak under SIZE (4GiB, 500MB) by choosing the block size; "
+                           "refuse before reading data if impossible")
+    data.add_argument("--backend", choices=BACKENDS, default=S, help="local (default) or dask")
+    data.add_argument("--scheduler", default=S, metavar="tcp://HOST:PORT", help="Dask scheduler address (implies dask)")
+    data.add_argument("--dask-workers", type=_positive_int, default=S, metavar="N",
+                      help="start a local Dask cluster of N workers (implies dask)")
+    return p
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser and the parser of each command."""
+    parser = argparse.ArgumentParser(
+        prog="streamls", allow_abbrev=False, epilog=EPILOG,
+        description="Two-layer ReLU networks trained by streaming alternating least squares.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"streamls {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    output, threads = _output_options(), _threads_option()
+    commands = {"train": _add_train(sub, [output, threads])}
+
+    p = sub.add_parser("predict", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
+                       help="stream predictions into a new HDF5/Zarr array")
+    p.add_argument("model", metavar="MODEL", help="model file (RUN/model.h5)")
+    p.add_argument("data", metavar="DATA", help="inputs, a data spec")
+    p.add_argument("--out", required=True, metavar="OUT", help="output array: preds.h5:/yhat or preds.zarr:yhat")
+    p.add_argument("--chunk-rows", type=_positive_int, metavar="ROWS", help="rows per block")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    commands["predict"] = p
+
+    p = sub.add_parser("evaluate", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
+                       help="MSE, RMSE and R^2 per output, streamed")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("data", metavar="DATA", help="inputs, or a table whose last k columns are the targets")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--y", metavar="YDATA", help="targets")
+    target.add_argument("--target-col", type=_int_list, metavar="N[,N...]", help="target column(s) of the DATA table")
+    p.add_argument("--nan-policy", choices=NAN_POLICIES, default="error")
+    p.add_argument("--chunk-rows", type=_positive_int, metavar="ROWS")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    commands["evaluate"] = p
+
+    p = sub.add_parser("info", parents=[output], allow_abbrev=False, epilog=EPILOG,
+                       help="architecture, training data, hyperparameters, history")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    commands["info"] = p
+
+    p = sub.add_parser("demo", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
+                       help="train on built-in synthetic data and print a result table")
+    p.add_argument("--rows", type=_positive_int, default=10000, help="training rows (default 10000)")
+    p.add_argument("--hidden-units", type=_positive_int, default=16, help="hidden neurons (default 16)")
+    p.add_argument("--max-iter", type=int, default=30, help="most iterations (default 30)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", metavar="DIR", help="also write model, history and report here")
+    commands["demo"] = p
+    return parser, commands
+
+
+def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
+    return [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse a command line; unknown flags raise :class:`UsageError` naming the closest flag.
+
+    argparse's own errors (bad values, missing arguments) exit with status 2 as usual.
+    """
+    parser, commands = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        command = commands[args.command]
+        unknown = next((e for e in extras if e.startswith("-")), extras[0])
+        name = unknown.split("=", 1)[0]
+        if not name.startswith("-"):
+            raise UsageError(f"streamls {args.command}: unexpected argument {unknown!r}; see `streamls {args.command} --help`")
+        guess = closest(name, _flag_names(command))
+        hint = f"did you mean {guess}?" if guess else f"see `streamls {args.command} --help`"
+        raise UsageError(f"streamls {args.command}: unknown option {name}; {hint}")
+    return args

@@ -1,0 +1,150 @@
+"""Memory estimates for a training run, and the block size that keeps the peak under a limit.
+
+The peak of a local run is dominated by the hidden-layer statistics: ``P`` has
+``(h p)^2`` float64 entries (``p = d + 1``), and during the solve five matrices of that
+size live at once (the pass total ``P``, ``M``, ``M`` plus the ridge, its Cholesky factor
+and a temporary of the norm estimate; while a block is summed, ``P``, the block's part and
+two triangle temporaries are four). Everything else scales with the block's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..stats.pass_stats import TILE_BYTES
+
+#: Matrices of size ``(h p)^2`` alive at the peak (see the module docstring).
+MATRIX_COPIES = 5
+#: Resident memory assumed for the interpreter and libraries when it cannot be measured.
+FALLBACK_BASELINE_BYTES = 256 << 20
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+}
+
+
+class MemoryLimitError(ConfigError):
+    """The run cannot fit under ``--memory-limit`` whatever the block size."""
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from ``"4GiB"``, ``"512MB"``, ``"1.5G"`` or a plain number of bytes.
+
+    Examples
+    --------
+    >>> parse_size("4GiB"), parse_size("1.5k"), parse_size(100)
+    (4294967296, 1500, 100)
+    """
+    if isinstance(text, int):
+        value, unit = float(text), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+        if not match or match.group(2).lower() not in _UNITS:
+            raise ConfigError(
+                f"memory limit {text!r}: expected a size such as 4GiB, 512MiB, 2GB or a number of bytes"
+            )
+        value, unit = float(match.group(1)), match.group(2).lower()
+    size = int(value * _UNITS[unit])
+    if size <= 0:
+        raise ConfigError(f"memory limit {text!r}: must be positive")
+    return size
+
+
+def format_size(n: float) -> str:
+    """``1536 -> '1.5 KiB'``: binary units, three significant digits."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (the interpreter and imported libraries)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return FALLBACK_BASELINE_BYTES
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Estimated peak memory of a local training run.
+
+    Attributes
+    ----------
+    hidden_units, n_features, n_targets : int
+        ``h``, ``d`` and ``k``.
+    baseline_bytes : int
+        The interpreter and libraries.
+    """
+
+    hidden_units: int
+    n_features: int
+    n_targets: int
+    baseline_bytes: int
+
+    @property
+    def hp(self) -> int:
+        """Unknowns of the hidden layer, ``h (d + 1)``."""
+        return self.hidden_units * (self.n_features + 1)
+
+    @property
+    def matrix_bytes(self) -> int:
+        """The ``(h p)^2`` float64 statistics matrices and their copies."""
+        return MATRIX_COPIES * self.hp**2 * 8
+
+    @property
+    def tile_bytes(self) -> int:
+        """The Kronecker-row tile of :func:`streamls.stats.pass_stats.hidden_gram`."""
+        rows = min(max(TILE_BYTES // (8 * self.hp), 256), 4096)
+        return rows * self.hp * 8
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes per row of a block: the raw rows (twice, for the prefetched block), their
+        float64 copies and the ``(m, h)``-shaped temporaries of the block statistics."""
+        d, k, h = self.n_features, self.n_targets, self.hidden_units
+        return 8 * (6 * (d + k) + 2 * (d + 1) + 8 * (h + 1))
+
+    @property
+    def fixed_bytes(self) -> int:
+        return self.baseline_bytes + self.matrix_bytes + self.tile_bytes
+
+    def peak_bytes(self, block_rows: int) -> int:
+        """Estimated peak with blocks of ``block_rows`` rows."""
+        return self.fixed_bytes + block_rows * self.row_bytes
+
+
+def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_rows: int) -> int:
+    """The largest block size up to ``requested`` whose estimated peak stays under ``limit``.
+
+    Blocks are whole multiples of the stored chunk (``chunk_rows``), so the smallest
+    possible block is one chunk.
+
+    Raises
+    ------
+    MemoryLimitError
+        When even one stored chunk does not fit; the message names the size needed and
+        the hyperparameters that drive it.
+    """
+    requested = max(chunk_rows, -(-requested // chunk_rows) * chunk_rows)
+    fitting = (limit - estimate.fixed_bytes) // estimate.row_bytes
+    block = min(requested, (fitting // chunk_rows) * chunk_rows)
+    if block >= chunk_rows:
+        return int(block)
+    e = estimate
+    raise MemoryLimitError(
+        f"--memory-limit {format_size(limit)} is too small: hidden_units={e.hidden_units} with "
+        f"{e.n_features} input features gives h*(d+1) = {e.hp} hidden-layer unknowns, whose statistics "
+        f"need {format_size(e.matrix_bytes)} ({MATRIX_COPIES} float64 matrices of {e.hp} x {e.hp}); with "
+        f"{format_size(e.baseline_bytes)} for the interpreter and {format_size(e.tile_bytes + chunk_rows * e.row_bytes)} "
+        f"for one block of {chunk_rows} rows the run needs at least {format_size(e.peak_bytes(chunk_rows))}. "
+        f"Lower --hidden-units (memory grows as its square) or raise --memory-limit."
+    )
