@@ -98,22 +98,34 @@ class OutputFile:
         chunk_rows: int | None = None,
         compression: str | None = None,
         data: np.ndarray | None = None,
+        resizable: bool = False,
     ) -> Any:
         """Create an array; returns an object that takes ``arr[a:b] = rows``.
 
         ``compression`` is ``"gzip"`` or ``"lzf"`` for HDF5, ``"zstd"`` or ``"blosc-lz4"``
-        for Zarr, or ``None``.
+        for Zarr, or ``None``. ``resizable=True`` lets rows be appended later with
+        ``arr.resize((n, *shape[1:]))`` (for writers that do not know the row count up
+        front); it needs ``chunk_rows``, as the initial shape may hold no rows.
         """
         if data is not None:
             shape, dtype = data.shape, data.dtype
         chunks = None
-        if len(shape) and shape[0] > 0:
+        if resizable:
+            if not chunk_rows:
+                raise SourceFormatError(f"{self.path}: a resizable array {name!r} needs chunk_rows")
+            chunks = (chunk_rows, *shape[1:])
+        elif len(shape) and shape[0] > 0:
             chunks = (min(chunk_rows or shape[0], shape[0]), *shape[1:])
         if self.kind == "hdf5":
             if compression not in (None, "none", "gzip", "lzf"):
                 raise SourceFormatError(f"{self.path}: HDF5 compression must be none, gzip or lzf, not {compression!r}")
             array = self.handle.create_dataset(
-                name, shape=shape, dtype=dtype, chunks=chunks, compression=None if compression == "none" else compression
+                name,
+                shape=shape,
+                dtype=dtype,
+                chunks=chunks,
+                maxshape=(None, *shape[1:]) if resizable else None,
+                compression=None if compression == "none" else compression,
             )
         else:
             array = self.handle.create_array(

@@ -1,0 +1,152 @@
+"""Train on a teacher dataset bigger than physical memory and measure the trainer's peak RSS.
+
+Generates ``X`` (float32, d columns) and ``y`` with ``data_tools synth`` (default size:
+1.25x MemTotal on disk), then trains ``h = 8`` hidden units for 3 iterations
+(``max_iter=3, tol=0``) with ``streamls.fit`` in a subprocess, whose peak RSS comes from
+``wait4`` (``ru_maxrss``). Prints one JSON object: dataset bytes, RAM bytes, peak RSS and
+its ratio to the dataset, rows/s of every pass and the training loss per iteration.
+
+    python benchmarks/out_of_core.py                       # 1.25x RAM (tens of GB)
+    python benchmarks/out_of_core.py --size 2GB --dir /tmp
+
+The data file is written outside the repository and deleted afterwards (``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+#: Disk space left free whatever the size asked for.
+DISK_RESERVE = 20 * 10**9
+
+
+def parse_size(text: str) -> int:
+    """Bytes of ``"2GB"``, ``"1.5GiB"``, ``"500MB"`` or a plain number."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).upper() not in UNITS:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 2GB, 1.5GiB, 500MB)")
+    return int(float(match.group(1)) * UNITS[match.group(2).upper()])
+
+
+def mem_total() -> int:
+    """Physical memory in bytes, from /proc/meminfo."""
+    with open("/proc/meminfo") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no MemTotal in /proc/meminfo")
+
+
+def disk_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_child(command: list[str]) -> tuple[str, int, float]:
+    """Run a command; return its stdout, its own peak RSS in bytes (wait4) and wall seconds."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode:
+        raise SystemExit(f"{command[:4]} failed with status {process.returncode}")
+    return output, usage.ru_maxrss * 1024, time.perf_counter() - start
+
+
+def train_child(spec_x: str, spec_y: str, hidden_units: int, max_iter: int) -> None:
+    """In the child: train and print the history as JSON."""
+    import streamls
+
+    result = streamls.fit(spec_x, spec_y, hidden_units=hidden_units, max_iter=max_iter, tol=0.0, random_state=0)
+    table = result.history_table()
+    with open("/proc/self/status") as handle:
+        hwm = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
+    print(json.dumps({
+        "rows_per_second": [float(v) for v in table["rows_per_second"]],
+        "train_loss": [float(v) for v in table["train_loss"]],
+        "seconds": [float(v) for v in table["seconds"]],
+        "rows_read": result.extra["rows_read"],
+        "vm_hwm_bytes": hwm,
+    }))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=parse_size, help="dataset bytes on disk (default: 1.25x MemTotal)")
+    parser.add_argument("--dir", type=Path, default=Path("/work/bigdata"), help="where the data file goes")
+    parser.add_argument("--format", choices=("h5", "zarr"), default="h5")
+    parser.add_argument("--features", type=int, default=8)
+    parser.add_argument("--hidden-units", type=int, default=8)
+    parser.add_argument("--max-iter", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="synth generator threads")
+    parser.add_argument("--keep", action="store_true", help="keep the data file")
+    parser.add_argument("--train-child", nargs=2, metavar=("X", "Y"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.train_child:
+        train_child(*args.train_child, args.hidden_units, args.max_iter)
+        return
+
+    ram = mem_total()
+    size = args.size or int(1.25 * ram)
+    row_bytes = 4 * (args.features + 1)
+    rows = size // row_bytes
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if REPO in args.dir.resolve().parents or args.dir.resolve() == REPO:
+        raise SystemExit(f"{args.dir}: write the data outside the repository")
+    free = shutil.disk_usage(args.dir).free
+    if free - size < DISK_RESERVE:
+        raise SystemExit(f"{args.dir}: {free / 1e9:.1f} GB free; {size / 1e9:.1f} GB would leave under 20 GB")
+    path = args.dir / f"out_of_core_{rows}.{args.format}"
+    sep = ":/" if args.format == "h5" else ":"
+    try:
+        _, synth_rss, synth_seconds = run_child([
+            sys.executable, "-m", "data_tools", "synth", str(path), "--rows", str(rows), "--features",
+            str(args.features), "--workers", str(args.workers), "--overwrite", "--no-progress",
+        ])
+        dataset = disk_bytes(path)
+        output, train_rss, train_seconds = run_child([
+            sys.executable, __file__, "--train-child", f"{path}{sep}X", f"{path}{sep}y",
+            "--hidden-units", str(args.hidden_units), "--max-iter", str(args.max_iter),
+        ])
+    finally:
+        if not args.keep and path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    history: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    print(json.dumps({
+        "benchmark": "out_of_core",
+        "rows": rows,
+        "features": args.features,
+        "hidden_units": args.hidden_units,
+        "format": args.format,
+        "dataset_bytes": dataset,
+        "ram_bytes": ram,
+        "dataset_over_ram": dataset / ram,
+        "peak_rss_bytes": train_rss,
+        "peak_rss_over_dataset": train_rss / dataset,
+        "vm_hwm_bytes": history["vm_hwm_bytes"],
+        "synth_seconds": synth_seconds,
+        "synth_bytes_per_second": dataset / synth_seconds,
+        "synth_peak_rss_bytes": synth_rss,
+        "train_seconds": train_seconds,
+        "rows_read": history["rows_read"],
+        "rows_per_second_per_pass": history["rows_per_second"],
+        "train_loss_per_iteration": history["train_loss"],
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""What is in an HDF5 file, Zarr group or ``.npy`` file: shapes, storage, per-column statistics."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+import zarr
+
+from streamls.sources import open_source
+from streamls.sources.base import Source
+from streamls.sources.dataset import round_block_rows
+from streamls.sources.hdf5 import list_datasets
+from streamls.sources.spec import HDF5_SUFFIXES, split_spec
+from streamls.stats import ColumnMoments
+
+from .writing import progress_bar
+
+DEFAULT_BLOCK_ROWS = 65536
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """Per-column statistics over the rows whose values are all finite.
+
+    Attributes
+    ----------
+    min, max, mean, std : list of float, length c
+        ``std`` is the population standard deviation.
+    finite_rows, nonfinite_rows : int
+    """
+
+    min: list[float]
+    max: list[float]
+    mean: list[float]
+    std: list[float]
+    finite_rows: int
+    nonfinite_rows: int
+
+
+@dataclass(frozen=True)
+class ArrayReport:
+    """One array: where it is, how it is stored, and (optionally) its column statistics."""
+
+    spec: str
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...] | None
+    compression: str
+    stored_bytes: int
+    columns: ColumnSummary | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def array_specs(path: str) -> list[str]:
+    """Data specs of every array a path names: itself if it names one, else all arrays of the file."""
+    base, inner = split_spec(path)
+    if inner or base.lower().endswith(".npy") or not os.path.exists(base):
+        return [path]
+    if base.lower().endswith(HDF5_SUFFIXES) or (os.path.isfile(base) and h5py.is_hdf5(base)):
+        with h5py.File(base, "r") as handle:
+            return [f"{base}:{name}" for name in list_datasets(handle)]
+    node = zarr.open(base, mode="r")
+    if isinstance(node, zarr.Array):
+        return [base]
+    return [f"{base}:{name}" for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
+
+
+def storage(source: Source) -> tuple[tuple[int, ...] | None, str, int]:
+    """Chunk shape, compression and bytes on disk (``-1`` when unknown) of an opened source."""
+    array = source.array
+    if isinstance(array, h5py.Dataset):
+        codec = array.compression or "none"
+        if array.compression_opts is not None:
+            codec = f"{codec}({array.compression_opts})"
+        return array.chunks, codec, int(array.id.get_storage_size())
+    if isinstance(array, zarr.Array):
+        names = [getattr(c, "cname", None) or type(c).__name__.removesuffix("Codec").lower() for c in array.compressors]
+        names = [str(getattr(n, "value", n)) for n in names]
+        return tuple(array.chunks), "+".join(names) or "none", int(array.nbytes_stored())
+    return None, "none", int(np.asarray(array).nbytes)
+
+
+def column_summary(source: Source, block_rows: int = DEFAULT_BLOCK_ROWS, progress: bool | None = None) -> ColumnSummary:
+    """Streaming min, max, mean and std of every column (float64 accumulators)."""
+    step = round_block_rows(block_rows, source.chunk_rows)
+    c = source.n_cols
+    low, high = np.full(c, np.inf), np.full(c, -np.inf)
+    moments = ColumnMoments.of(np.empty((0, c)))
+    nonfinite = 0
+    with progress_bar(progress, source.n_rows, f"inspect {source.name}") as bar:
+        for start in range(0, source.n_rows, step):
+            rows = source.read(start, min(start + step, source.n_rows)).astype(np.float64, copy=False)
+            finite = np.isfinite(rows).all(axis=1)
+            nonfinite += int(len(rows) - finite.sum())
+            rows = rows if finite.all() else rows[finite]
+            if len(rows):
+                low, high = np.minimum(low, rows.min(axis=0)), np.maximum(high, rows.max(axis=0))
+                moments = moments + ColumnMoments.of(rows)
+            bar.update(len(finite))
+    empty = moments.n == 0
+    nan_if_empty = (lambda v: [float("nan")] * c) if empty else (lambda v: [float(x) for x in v])
+    return ColumnSummary(
+        nan_if_empty(low), nan_if_empty(high), nan_if_empty(moments.mean), nan_if_empty(moments.std),
+        moments.n, nonfinite,
+    )
+
+
+def inspect_arrays(
+    path: str | os.PathLike[str], stats: bool = True, block_rows: int = DEFAULT_BLOCK_ROWS, progress: bool | None = None
+) -> list[ArrayReport]:
+    """Describe every array ``path`` names (a data spec, or a whole file or group).
+
+    Parameters
+    ----------
+    path : str
+        ``"data.h5"`` (every dataset), ``"data.h5:/X"``, ``"data.zarr"``, ``"data.zarr:X"``,
+        ``"data.npy"``.
+    stats : bool
+        Also read every row once for per-column statistics.
+    block_rows : int
+        Rows read at a time (rounded up to whole stored chunks).
+    """
+    reports = []
+    for spec in array_specs(os.fspath(path)):
+        source = open_source(spec)
+        try:
+            chunks, compression, stored = storage(source)
+            summary = column_summary(source, block_rows, progress) if stats else None
+            reports.append(
+                ArrayReport(source.name, source.shape, str(source.dtype), chunks, compression, stored, summary)
+            )
+        finally:
+            source.close()
+    return reports

@@ -1,0 +1,83 @@
+"""Pieces every data_tools writer shares: chunk sizing, appending rows, progress, ordered parallel work."""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+from tqdm import tqdm
+
+from streamls.sources.sinks import OutputFile
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Bytes a stored chunk aims for: large enough for fast sequential I/O and compression,
+#: small enough that a reader's block of whole chunks stays a few tens of MB.
+TARGET_CHUNK_BYTES = 4 << 20
+MIN_CHUNK_ROWS, MAX_CHUNK_ROWS = 1024, 65536
+
+
+def default_chunk_rows(row_bytes: int) -> int:
+    """Rows per stored chunk for rows of ``row_bytes`` bytes: a power of two near 4 MiB of data."""
+    rows = TARGET_CHUNK_BYTES // max(row_bytes, 1)
+    power = 1 << max(int(rows).bit_length() - 1, 0)
+    return int(np.clip(power, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS))
+
+
+class ArrayAppender:
+    """An array of unknown final length in an :class:`OutputFile`, grown block by block.
+
+    Parameters
+    ----------
+    out : OutputFile
+    name : str
+    n_cols : int or None
+        Columns; ``None`` makes a 1-D array (a single target).
+    dtype, chunk_rows, compression
+        As for :meth:`OutputFile.create_array`.
+    """
+
+    def __init__(
+        self, out: OutputFile, name: str, n_cols: int | None, dtype: Any, chunk_rows: int, compression: str | None
+    ) -> None:
+        self.trailing = () if n_cols is None else (n_cols,)
+        self.dtype = np.dtype(dtype)
+        self.array = out.create_array(name, (0, *self.trailing), self.dtype, chunk_rows, compression, resizable=True)
+        self.n_rows = 0
+
+    def append(self, rows: np.ndarray) -> None:
+        """Append rows, shape (m, n_cols) (or (m,) / (m, 1) for a 1-D array)."""
+        rows = np.asarray(rows).reshape(-1, *self.trailing)
+        if not len(rows):
+            return
+        stop = self.n_rows + len(rows)
+        self.array.resize((stop, *self.trailing))
+        self.array[self.n_rows : stop] = rows.astype(self.dtype, copy=False)
+        self.n_rows = stop
+
+
+def progress_bar(enabled: bool | None, total: int | None, desc: str) -> tqdm:
+    """A tqdm bar counting rows, shown by default only when stderr is a terminal."""
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, unit="rows", unit_scale=True, desc=desc, disable=not show, leave=False)
+
+
+def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[R]:
+    """``map(function, items)`` on a thread pool, in order, with at most ``ahead`` results pending.
+
+    The bound keeps memory constant: a slow consumer (the single writer) stalls the
+    producers instead of letting finished blocks pile up.
+    """
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="data_tools") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(function, item))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
