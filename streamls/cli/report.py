@@ -21,7 +21,7 @@ def _column(history: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
     return np.array([np.nan if r[key] is None else float(r[key]) for r in history])
 
 
-def plot_history(history: Sequence[Mapping[str, Any]], path: str, title: str = "") -> None:
+def plot_history(history: Sequence[Mapping[str, Any]], path: str, title: str = "", best_iteration: int | None = None) -> None:
     """Write a PNG of training and validation loss, pattern-flip fraction and log det(M + lambda I).
 
     Parameters
@@ -30,6 +30,8 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str, title: str = "
         Iteration records (fields of :class:`streamls.IterationRecord`).
     path : str
         Output ``.png``.
+    best_iteration : int, optional
+        Marked on the loss panel (the iterate the model keeps).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -42,6 +44,8 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str, title: str = "
     val = _column(history, "val_loss")
     if np.isfinite(val).any():
         loss_ax.plot(it, val, marker=".", label="validation")
+    if best_iteration is not None:
+        loss_ax.axvline(best_iteration, color="0.6", linestyle=":", label=f"best ({best_iteration})")
     loss_ax.set(yscale="log", xlabel="iteration", ylabel="MSE (standardised)", title="loss")
     loss_ax.legend()
     flip_ax.plot(it, _column(history, "flip_fraction"), marker=".", color="C2")
@@ -93,7 +97,7 @@ def summary_markdown(
 def write_report(run_dir: str, history: Sequence[Mapping[str, Any]], hyperparameters: Mapping[str, Any], info: Mapping[str, Any]) -> tuple[str, str]:
     """Write ``report.png`` and ``report.md`` into ``run_dir``; returns their paths."""
     png, md = os.path.join(run_dir, REPORT_PNG), os.path.join(run_dir, REPORT_MD)
-    plot_history(history, png, title=str(info.get("data", "")))
+    plot_history(history, png, title=str(info.get("data", "")), best_iteration=info.get("best_iteration"))
     with open(md, "w") as handle:
         handle.write(summary_markdown(history, hyperparameters, info))
     return png, md

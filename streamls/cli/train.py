@@ -128,7 +128,7 @@ def build_backend(job: JobConfig, on_rows: Callable[[int], None]) -> Backend:
     """The backend a job asks for; the local one reports every finished block to ``on_rows``."""
     if job.uses_dask:
         options = {"scheduler_address": job.scheduler, "n_workers": job.dask_workers}
-        return make_backend("dask", **{k: v for k, v in options.items() if v is not None})
+        return make_backend("dask", progress=on_rows, **{k: v for k, v in options.items() if v is not None})
     # One thread means no prefetch thread either: --threads caps streamls's own threads too.
     return make_backend("local", prefetch=job.threads != 1, progress=on_rows)
 
@@ -246,6 +246,7 @@ def fresh_job(flags: dict[str, Any], config_file: str | None) -> JobConfig:
         raise ConfigError("train needs --out-dir (or 'out_dir' in the --config file), or --resume RUN_DIR")
     if job.data is None:
         raise ConfigError("train needs DATA (the positional argument, or 'data' in the --config file)")
+    TrainConfig(**job.train_options())  # validate the hyperparameters before touching anything
     return replace(
         job,
         data=absolute_spec(job.data),

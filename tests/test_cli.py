@@ -1,0 +1,389 @@
+"""The ``streamls`` command, run as a subprocess on real HDF5 and Zarr files under tmp_path.
+
+References are independent: predictions from the Python API, metrics from NumPy on the
+whole array, an uninterrupted run for the interrupted-and-resumed one. Every training
+subprocess runs with ``--threads 1`` so that runs are bitwise reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pytest
+import tomllib
+import zarr
+from threadpoolctl import threadpool_limits
+
+import streamls
+from streamls.cli import main
+from streamls.cli.checkpoint import checkpoint_files, checkpoint_path
+from streamls.cli.resources import MemoryEstimate, MemoryLimitError, plan_block_rows
+from streamls.cli.train import MODEL
+
+from conftest import teacher_data, write_hdf5, write_zarr
+
+REPO = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SMALL = ["--hidden-units", "6", "--max-iter", "4", "--tol", "0", "--seed", "3", "--validation-fraction", "0.2", "--threads", "1"]
+#: A run long enough (about 40 passes) to be killed part-way, small enough to take seconds.
+LONG = ["--hidden-units", "16", "--max-iter", "40", "--tol", "0", "--seed", "5", "--chunk-rows", "2000", "--threads", "1"]
+
+
+def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m streamls ARGS`` with pipes (not a terminal), as a batch job would."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamls", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamls", *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for(path: str, proc: subprocess.Popen[str], timeout: float = 120.0) -> None:
+    """Poll until ``path`` exists (the run must still be going)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert proc.poll() is None, f"run ended (exit {proc.returncode}) before {path} appeared: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout}s"
+        time.sleep(0.002)
+
+
+def assert_same_model(a: str, b: str, rtol: float = 1e-12) -> None:
+    ma, mb = streamls.load_model(a), streamls.load_model(b)
+    np.testing.assert_allclose(ma.W, mb.W, rtol=rtol, atol=0)
+    np.testing.assert_allclose(ma.B, mb.B, rtol=rtol, atol=0)
+    assert ma.info["best_iteration"] == mb.info["best_iteration"]
+    assert [r["train_loss"] for r in ma.history] == pytest.approx([r["train_loss"] for r in mb.history], rel=rtol)
+
+
+def assert_valid_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+# ---------------------------------------------------------------------------------------------
+# train, predict, evaluate, info on HDF5 and on Zarr
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", params=["hdf5", "zarr"])
+def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One CLI training run per format. HDF5: separate X and y arrays, settings from a TOML
+    file that a flag overrides. Zarr: one table, two targets picked by --target-col."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    data = teacher_data(n=1200, d=4, k=2, seed=7)
+    if request.param == "hdf5":
+        specs = write_hdf5(tmp, {"/X": data.X, "/Y": data.y}, chunk_rows=100)
+        (tmp / "job.toml").write_text(f'data = "{specs["/X"]}"\ny = "{specs["/Y"]}"\nhidden_units = 99\nmax_iter = 4\n')
+        train_args = ["--config", "job.toml", *SMALL]
+        api = {"X": specs["/X"], "y": specs["/Y"]}
+    else:
+        table = np.hstack([data.X[:, :2], data.y[:, :1], data.X[:, 2:], data.y[:, 1:]])  # targets at columns 2 and 5
+        specs = write_zarr(
+            str(tmp / "data.zarr"), {"T": table, "T2": np.hstack([data.X, data.y]), "X": data.X}, chunk_rows=100
+        )
+        train_args = [specs["T"], "--target-col", "2,5", *SMALL]
+        api = {"X": specs["T"], "target_cols": [2, 5]}
+    proc = cli("train", *train_args, "--out-dir", "run", cwd=tmp)
+    return {"kind": request.param, "tmp": tmp, "run": tmp / "run", "data": data, "specs": specs, "api": api, "train": proc}
+
+
+def test_train_writes_run_directory_with_effective_config(trained: dict) -> None:
+    run: Path = trained["run"]
+    expected = {"config.toml", "model.h5", "history.csv", "history.json", "report.png", "report.md", "train.log", "checkpoints"}
+    assert expected <= {p.name for p in run.iterdir()}
+    assert not (run / ".lock").exists()
+    config = tomllib.loads((run / "config.toml").read_text())
+    assert config["hidden_units"] == 6  # the flag overrides the file's 99
+    assert config["max_iter"] == 4 and config["seed"] == 3 and config["chunk_rows"] >= 100
+    assert [i for i, _ in checkpoint_files(str(run))] == [0, 1, 2, 3, 4]
+    history = json.loads((run / "history.json").read_text())
+    assert [r["iteration"] for r in history] == [0, 1, 2, 3, 4]
+    assert (run / "history.csv").read_text().count("\n") == 6
+    assert_valid_png(run / "report.png")
+    assert "report.png" in (run / "report.md").read_text()
+
+
+def test_train_equals_python_api(trained: dict) -> None:
+    """The CLI trains exactly what streamls.fit trains with the same settings."""
+    config = tomllib.loads((trained["run"] / "config.toml").read_text())
+    with threadpool_limits(1):
+        result = streamls.fit(
+            **trained["api"], hidden_units=6, max_iter=4, tol=0, random_state=3, validation_fraction=0.2,
+            chunk_rows=config["chunk_rows"],
+        )
+    cli_model = streamls.load_model(trained["run"] / MODEL)
+    np.testing.assert_allclose(cli_model.W, result.model.W, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(cli_model.B, result.model.B, rtol=1e-12, atol=0)
+
+
+def test_predict_equals_python_api(trained: dict) -> None:
+    tmp, model_path, X = trained["tmp"], str(trained["run"] / MODEL), trained["data"].X
+    x_spec = trained["specs"]["/X"] if trained["kind"] == "hdf5" else trained["specs"]["X"]
+    out = "preds.h5:/yhat" if trained["kind"] == "hdf5" else "preds.zarr:yhat"
+    cli("predict", model_path, x_spec, "--out", out, "--threads", "1", cwd=tmp)
+    expected = streamls.load_model(model_path).predict(X)
+    if trained["kind"] == "hdf5":
+        with h5py.File(tmp / "preds.h5", "r") as handle:
+            written, chunks = handle["yhat"][...], handle["yhat"].chunks
+    else:
+        array = zarr.open_group(str(tmp / "preds.zarr"), mode="r")["yhat"]
+        written, chunks = array[...], array.chunks
+    assert written.shape == (1200, 2) and chunks[0] == 100  # same rows, same chunking as the input
+    np.testing.assert_allclose(written, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_evaluate_equals_numpy(trained: dict) -> None:
+    tmp, model_path, data = trained["tmp"], str(trained["run"] / MODEL), trained["data"]
+    if trained["kind"] == "hdf5":
+        args = [trained["specs"]["/X"], "--y", trained["specs"]["/Y"]]
+    else:
+        args = [trained["specs"]["T"], "--target-col", "2,5"]
+    proc = cli("evaluate", model_path, *args, "--json", "--chunk-rows", "300", cwd=tmp)
+    got = json.loads(proc.stdout)
+    pred = streamls.load_model(model_path).predict(data.X)
+    mse = ((data.y - pred) ** 2).mean(axis=0)
+    r2 = 1 - ((data.y - pred) ** 2).sum(axis=0) / ((data.y - data.y.mean(axis=0)) ** 2).sum(axis=0)
+    assert got["n"] == 1200
+    np.testing.assert_allclose(got["mse"], mse, rtol=1e-10)
+    np.testing.assert_allclose(got["rmse"], np.sqrt(mse), rtol=1e-10)
+    np.testing.assert_allclose(got["r2"], r2, rtol=1e-10)
+
+
+def test_evaluate_table(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    model_path, data = str(trained["run"] / MODEL), trained["data"]
+    if trained["kind"] == "hdf5":
+        args = [trained["specs"]["/X"], "--y", trained["specs"]["/Y"]]
+    else:  # a table whose last k columns are the targets needs no --target-col
+        args = [trained["specs"]["T2"]]
+    assert main(["evaluate", model_path, *args]) == 0
+    pred = streamls.load_model(model_path).predict(data.X)
+    r2 = 1 - ((data.y - pred) ** 2).sum(axis=0) / ((data.y - data.y.mean(axis=0)) ** 2).sum(axis=0)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["output", "rows", "MSE", "RMSE", "R^2"]
+    assert [float(line.split()[-1]) for line in lines[1:]] == pytest.approx(r2, abs=1e-6)
+
+
+def test_info(trained: dict) -> None:
+    model_path = str(trained["run"] / MODEL)
+    summary = json.loads(cli("info", model_path, "--json", cwd=trained["tmp"]).stdout)
+    assert summary["architecture"] == {"inputs": 4, "hidden_units": 6, "outputs": 2, "activation": "relu", "parameters": 6 * 5 + 7 * 2}
+    assert summary["training_data"]["n_rows"] == 1200
+    assert summary["hyperparameters"]["hidden_units"] == 6 and summary["hyperparameters"]["random_state"] == 3
+    assert summary["history"]["iterations"] == 4
+
+
+def test_info_text(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(trained["run"] / MODEL)]) == 0
+    text = capsys.readouterr().out
+    assert "hidden_units           6" in text and "best_iteration" in text and "activation             relu" in text
+
+
+def test_non_tty_output_has_no_control_characters(trained: dict) -> None:
+    err = trained["train"].stderr
+    assert "\r" not in err and "\x1b" not in err
+    assert sum(line.startswith("iter ") for line in err.splitlines()) == 5  # one line per iteration
+
+
+# ---------------------------------------------------------------------------------------------
+# logs, configuration errors, demo
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_h5(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    tmp = tmp_path_factory.mktemp("small")
+    data = teacher_data(n=800, d=3, seed=2)
+    return tmp, write_hdf5(tmp, {"/X": data.X, "/y": data.y}, chunk_rows=100)
+
+
+def test_json_log_lines_parse(small_h5: tuple[Path, dict[str, str]]) -> None:
+    tmp, specs = small_h5
+    proc = cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--out-dir", "json_run", "--log-format", "json", cwd=tmp)
+    events = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
+    iterations = [e for e in events if e["event"] == "iteration"]
+    assert [e["iteration"] for e in iterations] == [0, 1, 2, 3, 4]
+    for key in ("train_loss", "val_loss", "flip_fraction", "logdet", "seconds", "rows_per_second"):
+        assert key in iterations[-1]
+    assert iterations[0]["flip_fraction"] is None  # NaN is written as null: strict JSON
+    assert events[-1]["event"] == "done"
+    assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+
+
+def test_quiet_prints_nothing(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp, specs = small_h5
+    with threadpool_limits(1):
+        assert main(["train", specs["/X"], "--y", specs["/y"], *SMALL, "--out-dir", str(tmp / "quiet_run"), "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert "iter    4" in (tmp / "quiet_run" / "train.log").read_text()  # the log file keeps everything
+
+
+def test_unknown_config_key_names_closest(small_h5: tuple[Path, dict[str, str]]) -> None:
+    tmp, specs = small_h5
+    (tmp / "typo.toml").write_text(f'data = "{specs["/X"]}"\ny = "{specs["/y"]}"\nhiden_units = 8\n')
+    proc = cli("train", "--config", "typo.toml", "--out-dir", "typo_run", cwd=tmp, check=2)
+    assert "'hiden_units'" in proc.stderr and "did you mean 'hidden_units'" in proc.stderr
+    assert not (tmp / "typo_run").exists()
+
+
+def test_unknown_flag_names_closest(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp, specs = small_h5
+    assert main(["train", specs["/X"], "--hiden-units", "8", "--out-dir", str(tmp / "x")]) == 2
+    assert "did you mean --hidden-units?" in capsys.readouterr().err
+
+
+def test_bad_value_is_exit_2(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp, specs = small_h5
+    assert main(["train", specs["/X"], "--y", specs["/y"], "--alpha", "1.5", "--out-dir", str(tmp / "bad")]) == 2
+    assert "'alpha' parameter" in capsys.readouterr().err
+    assert main(["train", str(tmp / "missing.h5:/X"), "--out-dir", str(tmp / "bad")]) == 2
+    assert "missing.h5" in capsys.readouterr().err
+
+
+def test_demo(tmp_path: Path) -> None:
+    proc = cli("demo", "--rows", "3000", "--max-iter", "5", "--threads", "1", "--out-dir", "demo", cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:3] == ["model", "train", "MSE"]
+    assert any(line.startswith("streamls h=16") for line in lines)
+    assert_valid_png(tmp_path / "demo" / "report.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints, kills, resume
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def long_job(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Data for a 40-iteration run and the model of an uninterrupted run on it."""
+    tmp = tmp_path_factory.mktemp("long")
+    data = teacher_data(n=16000, d=7, hidden=6, seed=11)
+    specs = write_zarr(str(tmp / "long.zarr"), {"X": data.X, "y": data.y}, chunk_rows=2000)
+    args = [specs["X"], "--y", specs["y"], *LONG]
+    cli("train", *args, "--out-dir", "reference", cwd=tmp)
+    return {"tmp": tmp, "args": args, "reference": str(tmp / "reference" / MODEL)}
+
+
+def test_sigkill_after_third_checkpoint_then_resume(long_job: dict) -> None:
+    tmp, run = long_job["tmp"], long_job["tmp"] / "killed"
+    proc = popen("train", *long_job["args"], "--out-dir", str(run), cwd=tmp)
+    wait_for(checkpoint_path(str(run), 3), proc)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run / MODEL).exists()
+    # A kill during a checkpoint write leaves a temporary file behind; resume removes it.
+    (run / "checkpoints" / ".ckpt-000099.h5.tmp-deadbeef").write_bytes(b"torn write")
+    resumed = cli("train", "--resume", str(run), cwd=tmp)
+    assert "partial checkpoint" in resumed.stderr and "resuming from" in resumed.stderr
+    assert_same_model(str(run / MODEL), long_job["reference"])
+    assert not any(p.name.startswith(".ckpt") for p in (run / "checkpoints").iterdir())
+
+
+def test_sigterm_stops_with_143_and_resumes(long_job: dict) -> None:
+    tmp, run = long_job["tmp"], long_job["tmp"] / "terminated"
+    proc = popen("train", *long_job["args"], "--out-dir", str(run), cwd=tmp)
+    wait_for(checkpoint_path(str(run), 2), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "interrupted by SIGTERM" in err and f"streamls train --resume {run}" in err
+    assert not (run / MODEL).exists() and not (run / ".lock").exists()
+    last = checkpoint_files(str(run))[-1]
+    assert last[0] >= 2 and Path(last[1]).name in err
+    cli("train", "--resume", str(run), cwd=tmp)
+    assert_same_model(str(run / MODEL), long_job["reference"])
+    again = cli("train", "--resume", str(run), cwd=tmp)  # a finished run is a no-op (cron reruns)
+    assert "finished already" in again.stderr
+
+
+def test_sigint_exits_130(long_job: dict) -> None:
+    tmp, run = long_job["tmp"], long_job["tmp"] / "interrupted"
+    proc = popen("train", *long_job["args"], "--out-dir", str(run), "--log-format", "json", cwd=tmp)
+    wait_for(checkpoint_path(str(run), 1), proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    event = json.loads(err.strip().splitlines()[-1])
+    assert event["event"] == "interrupted" and event["signal"] == "SIGINT" and "--resume" in event["resume"]
+
+
+def test_resume_refuses_changed_settings(long_job: dict) -> None:
+    run = long_job["tmp"] / "reference"
+    proc = cli("train", "--resume", str(run), "--hidden-units", "3", cwd=long_job["tmp"], check=2)
+    assert "hidden_units (stored 16, given 3)" in proc.stderr
+
+
+def test_existing_run_needs_resume_or_overwrite(long_job: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    run = long_job["tmp"] / "reference"
+    assert main(["train", *long_job["args"], "--out-dir", str(run)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# resource limits and locks
+# ---------------------------------------------------------------------------------------------
+def test_memory_limit_refuses_before_reading_data(tmp_path: Path) -> None:
+    """Every stored chunk is garbage, so any read would fail: the refusal must come first."""
+    data = teacher_data(n=400, d=30, seed=3)
+    specs = write_zarr(str(tmp_path / "big.zarr"), {"X": data.X, "y": data.y}, chunk_rows=100)
+    for chunk in (tmp_path / "big.zarr" / "X" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(b"not a chunk")
+    with pytest.raises(RuntimeError):  # the zstd codec rejects the garbage
+        zarr.open_group(str(tmp_path / "big.zarr"), mode="r")["X"][:100]
+    proc = cli("train", specs["X"], "--y", specs["y"], "--hidden-units", "256", "--memory-limit", "512MiB",
+               "--out-dir", "run", cwd=tmp_path, check=2)
+    # h (d + 1) = 256 * 31 = 7936 unknowns: 5 float64 matrices of 7936^2 are 2.35 GiB.
+    assert "2.35 GiB" in proc.stderr and "hidden_units=256" in proc.stderr and "512 MiB" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_memory_limit_is_recorded_with_block_rows(tmp_path: Path) -> None:
+    data = teacher_data(n=3000, d=3, seed=4)
+    specs = write_hdf5(tmp_path, {"/X": data.X, "/y": data.y}, chunk_rows=100)
+    cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--memory-limit", "8GiB", "--chunk-rows", "1050",
+        "--out-dir", "run", cwd=tmp_path)
+    config = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
+    assert config["memory_limit"] == "8GiB" and config["chunk_rows"] == 1100  # whole stored chunks
+
+
+def test_plan_block_rows_stays_under_limit() -> None:
+    estimate = MemoryEstimate(hidden_units=64, n_features=31, n_targets=1, baseline_bytes=100 << 20)
+    assert estimate.matrix_bytes == 5 * 2048**2 * 8  # P and its copies, (h p)^2 float64 each
+    limit = estimate.fixed_bytes + 5000 * estimate.row_bytes
+    rows = plan_block_rows(estimate, limit, requested=65536, chunk_rows=1000)
+    assert rows == 5000 and estimate.peak_bytes(rows) <= limit
+    assert plan_block_rows(estimate, limit, requested=2500, chunk_rows=1000) == 3000  # whole chunks
+    with pytest.raises(MemoryLimitError, match="hidden_units=64"):
+        plan_block_rows(estimate, estimate.fixed_bytes + 999 * estimate.row_bytes, requested=65536, chunk_rows=1000)
+
+
+def test_live_lock_refuses_and_stale_lock_is_taken_over(long_job: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    run = long_job["tmp"] / "reference"
+    lock = run / ".lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": "now"}))
+    try:
+        assert main(["train", "--resume", str(run)]) == 2
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": "then"}))
+        assert main(["train", "--resume", str(run)]) == 0  # finished run: takes the lock, nothing to do
+        assert "stale lock" in capsys.readouterr().err
+        assert not lock.exists()
+    finally:
+        lock.unlink(missing_ok=True)
