@@ -512,7 +512,7 @@ PLANS = {
     # Cheapest first, so that a run stopped early still holds most datasets.
     "full": Plan(
         ("airfoil", "concrete", "kin40k", "protein", "synthetic", "bike", "elevators", "pol"),
-        (32, 0.0), FULL_GRID, ("airfoil", "concrete"), 8000, 10000,
+        (32, 0.0), FULL_GRID, ("airfoil", "concrete"), 6000, 7500,
     ),
 }
 
@@ -578,12 +578,16 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
 def markdown_table(results: list[ConfigResult]) -> str:
     """One row per configuration: streamls against the best gradient candidate at T and at the budget."""
     head = (
         "| dataset | h | alpha | n_train | d | streamls s | iters (best, 1%) | streamls train / test | "
-        "best grad @ T: train / test | best grad @ budget: train / test | reach ratio |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | ---: |\n"
+        "best grad @ T: train / test | best grad @ budget: train / test | streamls lower @ T, @ budget | reach ratio |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- | --- | ---: |\n"
     )
     lines = []
     for r in results:
@@ -592,10 +596,30 @@ def markdown_table(results: list[ConfigResult]) -> str:
         lines.append(
             f"| {s['dataset']} | {s['h']} | {s['alpha']:g} | {s['n_train']} | {s['d']} | {s['streamls_seconds']:.2f} | "
             f"{s['streamls_iterations']} ({s['streamls_best_iteration']}, {s['streamls_within_1pct_iteration']}) | "
-            f"**{fmt(s['streamls_train'])}** / {fmt(s['streamls_test'])} | "
+            f"{fmt(s['streamls_train'])} / {fmt(s['streamls_test'])} | "
             f"{fmt(s['equal_time_train'])} / {fmt(s['equal_time_test'])} ({s['equal_time_method']}) | "
-            f"{fmt(s['budget_train'])} / {fmt(s['budget_test'])} ({s['budget_method']}) | {s['reach_ratio']:.2f}{never} |"
+            f"{fmt(s['budget_train'])} / {fmt(s['budget_test'])} ({s['budget_method']}) | "
+            f"{yes(s['wins_equal_time'])}, {yes(s['wins_budget'])} | {s['reach_ratio']:.2f}{never} |"
         )
+    return head + "\n".join(lines) + "\n"
+
+
+def method_table(results: list[ConfigResult]) -> str:
+    """Per method (its best learning rate), training MSE at T and at the budget, main configuration."""
+    methods = sorted({g.method for r in results for g in r.gradient})
+    head = "| dataset | streamls | " + " | ".join(methods) + " |\n| --- | ---: |" + " ---: |" * len(methods) + "\n"
+    lines = []
+    for r in (r for r in results if r.main):
+        T, cells = r.streamls.seconds, []
+        for method in methods:
+            runs = [g for g in r.gradient if g.method == method]
+            if not runs:
+                cells.append("n/a")
+                continue
+            at_t = min(g.best_by(T)[0] for g in runs)
+            at_b = min(g.best_by(r.multiplier * T)[0] for g in runs)
+            cells.append(f"{fmt(at_t)} / {fmt(at_b)}")
+        lines.append(f"| {r.dataset} | {fmt(r.streamls.train_mse)} | " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -635,11 +659,15 @@ def plot(results: list[ConfigResult], out: Path) -> list[Path]:
     fig.savefig(paths[0], dpi=110)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, (raw, best) = plt.subplots(1, 2, figsize=(12, 4.5))
     for r in main:
-        ax.plot(r.streamls.iter_losses, label=f"{r.dataset}")
-    ax.set(yscale="log", xlabel="iteration", ylabel="train MSE (standardised)", title="streamls: loss vs iterations")
-    ax.legend(fontsize=8, ncol=2)
+        raw.plot(r.streamls.iter_losses, lw=1.2, label=r.dataset)
+        best.plot(np.minimum.accumulate(r.streamls.iter_losses), lw=1.2, label=r.dataset)
+    raw.set(yscale="log", ylim=(None, 3.0), xlabel="iteration", ylabel="train MSE (standardised)",
+            title="streamls: realised loss of each iterate (clipped at 3)")
+    best.set(yscale="log", ylim=(None, 1.05), xlabel="iteration", ylabel="train MSE (standardised)",
+             title="streamls: best loss so far")
+    best.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     paths.append(out / "streamls_iterations.png")
     fig.savefig(paths[1], dpi=110)
@@ -683,6 +711,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report-only", action="store_true",
                         help="rebuild table, plots and claim check from OUT/results.json without training")
+    parser.add_argument("--merge", nargs="+", metavar="DIR",
+                        help="combine the results.json of runs split by --datasets into OUT (no training)")
     parser.add_argument("--out", type=Path, help="output folder (default benchmarks/results/compare-MODE)")
     args = parser.parse_args(argv)
     args.mode = args.mode or "quick"
@@ -697,7 +727,8 @@ def write_report(results: list[ConfigResult], meta: dict[str, Any], out: Path, f
               "results": [asdict(r) for r in results]}
     (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
     if final:
-        (out / "table.md").write_text(markdown_table(results))
+        per_method = "Training MSE at T / within the budget, best learning rate of each method:\n\n" + method_table(results)
+        (out / "table.md").write_text(markdown_table(results) + "\n" + per_method)
         figures = plot(results, out)
         print_claim_check(check, results[0].multiplier if results else 10.0)
         print(f"\nwrote {out / 'results.json'}, {out / 'table.md'}, " + ", ".join(str(p) for p in figures))
@@ -721,8 +752,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     CLOCK_NAME = args.clock
     out = args.out or REPO / "benchmarks" / "results" / f"compare-{args.mode}"
-    if args.report_only:
-        results, meta = load_results(out / "results.json")
+    if args.report_only or args.merge:
+        loaded = [load_results(Path(d) / "results.json") for d in (args.merge or [out])]
+        results, meta = [r for rs, _ in loaded for r in rs], loaded[0][1]
+        if args.merge:
+            meta = {**meta, "merged_from": [str(d) for d in args.merge]}
+            out.mkdir(parents=True, exist_ok=True)
         CLOCK_NAME = meta["args"].get("clock", "cpu")
         return write_report(results, meta, out, final=True)
     import torch  # the bench extra; imported here so the module imports without it
