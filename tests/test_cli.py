@@ -35,8 +35,8 @@ from conftest import teacher_data, write_hdf5, write_zarr
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL = ["--hidden-units", "6", "--max-iter", "4", "--tol", "0", "--seed", "3", "--validation-fraction", "0.2", "--threads", "1"]
-#: A run long enough (about 40 passes) to be killed part-way, small enough to take seconds.
-LONG = ["--hidden-units", "16", "--max-iter", "40", "--tol", "0", "--seed", "5", "--chunk-rows", "2000", "--threads", "1"]
+#: A run long enough (26 passes) to be killed part-way, small enough to take seconds.
+LONG = ["--hidden-units", "16", "--max-iter", "25", "--tol", "0", "--seed", "5", "--chunk-rows", "2000", "--threads", "1"]
 
 
 def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -255,9 +255,32 @@ def test_bad_value_is_exit_2(small_h5: tuple[Path, dict[str, str]], capsys: pyte
     assert "missing.h5" in capsys.readouterr().err
 
 
-def test_demo(tmp_path: Path) -> None:
-    proc = cli("demo", "--rows", "3000", "--max-iter", "5", "--threads", "1", "--out-dir", "demo", cwd=tmp_path)
-    lines = proc.stdout.splitlines()
+def test_demo_on_a_terminal_draws_progress_bars(tmp_path: Path) -> None:
+    """stderr on a pseudo-terminal: tqdm bars (carriage returns, rows/s); stdout keeps the table."""
+    import pty
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamls", "demo", "--rows", "2000", "--max-iter", "3", "--threads", "1", "--out-dir", "demo"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=follower, text=True,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes when the process exits
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    out, _ = proc.communicate(timeout=120)
+    os.close(leader)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0, terminal
+    assert "\r" in terminal and "rows/s" in terminal and "iter    3" in terminal
+    lines = out.splitlines()
     assert lines[0].split()[:3] == ["model", "train", "MSE"]
     assert any(line.startswith("streamls h=16") for line in lines)
     assert_valid_png(tmp_path / "demo" / "report.png")
@@ -268,7 +291,7 @@ def test_demo(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def long_job(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Data for a 40-iteration run and the model of an uninterrupted run on it."""
+    """Data for a 25-iteration run and the model of an uninterrupted run on it."""
     tmp = tmp_path_factory.mktemp("long")
     data = teacher_data(n=16000, d=7, hidden=6, seed=11)
     specs = write_zarr(str(tmp / "long.zarr"), {"X": data.X, "y": data.y}, chunk_rows=2000)
@@ -306,8 +329,6 @@ def test_sigterm_stops_with_143_and_resumes(long_job: dict) -> None:
     assert last[0] >= 2 and Path(last[1]).name in err
     cli("train", "--resume", str(run), cwd=tmp)
     assert_same_model(str(run / MODEL), long_job["reference"])
-    again = cli("train", "--resume", str(run), cwd=tmp)  # a finished run is a no-op (cron reruns)
-    assert "finished already" in again.stderr
 
 
 def test_sigint_exits_130(long_job: dict) -> None:
@@ -355,8 +376,9 @@ def test_memory_limit_refuses_before_reading_data(tmp_path: Path) -> None:
 def test_memory_limit_is_recorded_with_block_rows(tmp_path: Path) -> None:
     data = teacher_data(n=3000, d=3, seed=4)
     specs = write_hdf5(tmp_path, {"/X": data.X, "/y": data.y}, chunk_rows=100)
-    cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--memory-limit", "8GiB", "--chunk-rows", "1050",
-        "--out-dir", "run", cwd=tmp_path)
+    with threadpool_limits(1):
+        assert main(["train", specs["/X"], "--y", specs["/y"], *SMALL, "--memory-limit", "8GiB", "--chunk-rows", "1050",
+                     "--out-dir", str(tmp_path / "run")]) == 0
     config = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
     assert config["memory_limit"] == "8GiB" and config["chunk_rows"] == 1100  # whole stored chunks
 
@@ -382,8 +404,44 @@ def test_live_lock_refuses_and_stale_lock_is_taken_over(long_job: dict, capsys: 
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
         dead.wait()
         lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": "then"}))
-        assert main(["train", "--resume", str(run)]) == 0  # finished run: takes the lock, nothing to do
-        assert "stale lock" in capsys.readouterr().err
+        assert main(["train", "--resume", str(run)]) == 0  # a finished run: a no-op, as cron reruns need
+        err = capsys.readouterr().err
+        assert "stale lock" in err and "finished already" in err
         assert not lock.exists()
     finally:
         lock.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint files and configuration files (in process)
+# ---------------------------------------------------------------------------------------------
+def test_checkpoint_round_trip_and_damaged_newest_is_skipped(long_job: dict, tmp_path: Path) -> None:
+    from streamls.cli.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    files = checkpoint_files(str(long_job["tmp"] / "reference"))
+    state, meta = load_checkpoint(files[5][1])
+    assert state.iteration == 5 and len(state.history) == 5 and state.W_prev is not None
+    save_checkpoint(state, checkpoint_path(str(tmp_path), 5), meta)
+    first, _ = load_checkpoint(files[0][1])
+    assert first.W_prev is None and first.best_W is None and first.history == ()
+    save_checkpoint(first, checkpoint_path(str(tmp_path), 0), meta)
+    again, meta_again = load_checkpoint(checkpoint_path(str(tmp_path), 5))
+    assert meta_again == meta and again.history == state.history and again.solve == state.solve
+    for name in ("W", "B", "W_prev", "best_W", "best_B"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(state, name))
+    np.testing.assert_array_equal(again.standardizer.y_scale, state.standardizer.y_scale)
+    with h5py.File(checkpoint_path(str(tmp_path), 5), "r+") as handle:  # damage after the fact
+        handle["W"][0, 0] += 1.0
+    found = latest_checkpoint(str(tmp_path))
+    assert found is not None and found[0].iteration == 0
+
+
+def test_effective_config_round_trips_through_toml(tmp_path: Path) -> None:
+    from streamls.cli.config import JobConfig, merged, read_toml, to_toml
+
+    job = JobConfig(data="/d/x.h5:/X", target_col=[2, 5], hidden_units=7, alpha=0.25, l2=1e-8, seed=9,
+                    chunk_rows=4096, memory_limit="4GiB", threads=2)
+    (tmp_path / "c.toml").write_text(to_toml(job, header="generated"))
+    assert merged(read_toml(tmp_path / "c.toml")) == job
+    sparse = tomllib.loads(to_toml(JobConfig(hidden_units=3)))  # unset keys are left out (TOML has no null)
+    assert "seed" not in sparse and merged(sparse) == JobConfig(hidden_units=3)
