@@ -14,6 +14,7 @@ from ..errors import ShapeMismatchError
 from ..model import TwoLayerModel
 from ..persistence import load_model
 from ..sources import Dataset
+from ..sources.memory import ArraySource
 from ..training import TrainConfig
 from .metrics import Metrics, evaluate
 from .progress import Reporter
@@ -175,7 +176,7 @@ def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: st
     job = JobConfig(hidden_units=hidden_units, max_iter=max_iter, seed=seed, validation_fraction=0.1, threads=threads)
     config = TrainConfig(**job.train_options())
     reporter.message(f"demo: {rows} rows of a random 8-12-1 ReLU teacher (noise 0.1), hidden_units={hidden_units}")
-    dataset = Dataset(X, y, block_rows=8192)
+    dataset = Dataset(ArraySource(X, name="demo inputs"), ArraySource(y, name="demo targets"), block_rows=8192)
     stop = StopFlag()
     backend = build_backend(job, reporter.advance)
     try:
