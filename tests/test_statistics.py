@@ -25,6 +25,7 @@ from streamls.stats import (
     accumulate,
 )
 from streamls.stats.moments import safe_scale
+from streamls.stats.pass_stats import block_statistics
 
 N_ROWS = 2500
 D = 3
@@ -249,3 +250,21 @@ def test_constant_columns_keep_scale_one() -> None:
         standardized = standardizer.inputs(data)
         np.testing.assert_array_equal(standardized[:, [0, 2, 3]], 0.0)
     assert safe_scale(ColumnMoments.of(np.ones((3, 1)))).tolist() == [1.0]
+
+
+@pytest.mark.parametrize(("h", "d", "m"), [(4, 3, 9000), (40, 30, 1000)])
+def test_block_statistics_over_many_tiles(h: int, d: int, m: int) -> None:
+    """Blocks of thousands of rows: the kernel sums several cache-sized tiles (4 MiB at most each)."""
+    rng = np.random.default_rng(h)
+    x, y = rng.standard_normal((m, d)), rng.standard_normal((m, 2))
+    W, B = rng.standard_normal((h, d + 1)), rng.standard_normal((h + 1, 2))
+    hp = h * (d + 1)
+    stats = block_statistics(x, y, W, B, 0.1)
+    xt = np.hstack([x, np.ones((m, 1))])
+    a = np.where(xt @ W.T > 0, 1.0, 0.1)
+    Z = (a[:, :, None] * xt[:, None, :]).reshape(m, hp)  # row i is kron(a_i, x~_i)
+    np.testing.assert_array_equal(Z[5], np.kron(a[5], xt[5]))
+    assert rel_err(stats.P, Z.T @ Z) <= 1e-10
+    assert rel_err(stats.Q, Z.T @ y) <= 1e-10
+    assert rel_err(stats.s, Z.sum(axis=0)) <= 1e-10
+    np.testing.assert_array_equal(stats.P, stats.P.T)
