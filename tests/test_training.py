@@ -160,6 +160,12 @@ def test_best_iterate_is_kept_and_its_loss_is_the_realised_one() -> None:
     standardized = (result.model.predict(data.X) - data.y) / data.y.std()
     assert np.mean(standardized**2) == pytest.approx(min(losses), rel=1e-9)
     assert result.model.info["best_iteration"] == result.best_iteration
+    # Every solved model is rebalanced: each live neuron has ||w_j|| = ||V[j]||.
+    assert result.best_iteration > 0
+    norm_w = np.linalg.norm(result.model.W, axis=1)
+    norm_v = np.linalg.norm(result.model.B[:-1], axis=1)
+    live = norm_v > 0
+    np.testing.assert_allclose(norm_w[live], norm_v[live], rtol=1e-10)
 
 
 def test_history_records_have_every_field() -> None:
