@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from out_of_core import run_child
 
 FEATURES = 8

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 #: Disk space left free whatever the size asked for.
@@ -52,6 +54,22 @@ def disk_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def disk_write_speed(directory: Path, nbytes: int = 1 << 30) -> float:
+    """Bytes/s of plain sequential writes (with fsync) into ``directory``: synth's reference."""
+    block = np.random.default_rng(0).integers(0, 256, 64 << 20, dtype=np.uint8).tobytes()
+    count = max(nbytes // len(block), 1)
+    path = directory / "disk_reference.bin"
+    start = time.perf_counter()
+    try:
+        with open(path, "wb") as handle:
+            handle.writelines(block for _ in range(count))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return count * len(block) / (time.perf_counter() - start)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def run_child(command: list[str]) -> tuple[str, int, float]:
@@ -112,6 +130,7 @@ def main() -> None:
         raise SystemExit(f"{args.dir}: {free / 1e9:.1f} GB free; {size / 1e9:.1f} GB would leave under 20 GB")
     path = args.dir / f"out_of_core_{rows}.{args.format}"
     sep = ":/" if args.format == "h5" else ":"
+    disk_speed = disk_write_speed(args.dir)
     try:
         _, synth_rss, synth_seconds = run_child([
             sys.executable, "-m", "data_tools", "synth", str(path), "--rows", str(rows), "--features",
@@ -140,6 +159,8 @@ def main() -> None:
         "vm_hwm_bytes": history["vm_hwm_bytes"],
         "synth_seconds": synth_seconds,
         "synth_bytes_per_second": dataset / synth_seconds,
+        "disk_write_reference_bytes_per_second": disk_speed,
+        "synth_speed_over_disk_reference": dataset / synth_seconds / disk_speed,
         "synth_peak_rss_bytes": synth_rss,
         "train_seconds": train_seconds,
         "rows_read": history["rows_read"],

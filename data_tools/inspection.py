@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -68,7 +69,7 @@ def array_specs(path: str) -> list[str]:
     node = zarr.open(base, mode="r")
     if isinstance(node, zarr.Array):
         return [base]
-    return [f"{base}:{name}" for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array)]
+    return sorted(f"{base}:{name}" for name, member in node.members(max_depth=None) if isinstance(member, zarr.Array))
 
 
 def storage(source: Source) -> tuple[tuple[int, ...] | None, str, int]:
@@ -103,11 +104,11 @@ def column_summary(source: Source, block_rows: int = DEFAULT_BLOCK_ROWS, progres
                 low, high = np.minimum(low, rows.min(axis=0)), np.maximum(high, rows.max(axis=0))
                 moments = moments + ColumnMoments.of(rows)
             bar.update(len(finite))
-    empty = moments.n == 0
-    nan_if_empty = (lambda v: [float("nan")] * c) if empty else (lambda v: [float(x) for x in v])
+    def values(column_values: np.ndarray) -> list[float]:
+        return [float(v) for v in column_values] if moments.n else [math.nan] * c
+
     return ColumnSummary(
-        nan_if_empty(low), nan_if_empty(high), nan_if_empty(moments.mean), nan_if_empty(moments.std),
-        moments.n, nonfinite,
+        values(low), values(high), values(moments.mean), values(moments.std), moments.n, nonfinite
     )
 
 

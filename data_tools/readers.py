@@ -159,6 +159,7 @@ class CSVReader:
     def __init__(self, path: str, header: bool | None, delimiter: str, block_lines: int, skip_bad: bool) -> None:
         self.path, self.delimiter, self.block_lines, self.skip_bad = path, delimiter, block_lines, skip_bad
         self.n_rows_hint = None
+        self._next_line = 1
         self._handle = _open_text(path)
         try:
             self._start(header)
@@ -186,7 +187,7 @@ class CSVReader:
         try:
             return list(itertools.islice(self._handle, count))
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataToolsError(f"{self.path}: cannot read past line {getattr(self, '_next_line', 1)}: {exc}") from exc
+            raise DataToolsError(f"{self.path}: cannot read past line {self._next_line}: {exc}") from exc
 
     def blocks(self, usecols: Sequence[int]) -> Iterator[RowBlock]:
         """Yield the selected columns of every data row, block by block.
