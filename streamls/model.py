@@ -73,7 +73,7 @@ class TwoLayerModel:
         -------
         numpy.ndarray, shape (m, k)
         """
-        _, phi = hidden_features(augment(x_std), self.W, self.alpha)
+        _, _, phi = hidden_features(augment(x_std), self.W, self.alpha)
         return phi @ self.B
 
     def _predict_rows(self, x: np.ndarray) -> np.ndarray:

@@ -95,36 +95,50 @@ def pattern(u: np.ndarray, alpha: float) -> np.ndarray:
     return np.where(u > 0, 1.0, alpha)
 
 
-def hidden_features(x_aug: np.ndarray, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pre-activations ``u = x~ W^T`` and output features ``phi = [s(u), 1]``.
+def hidden_features(x_aug: np.ndarray, W: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pre-activations, activation pattern and output features of a block.
 
     Returns
     -------
     u : numpy.ndarray, shape (m, h)
+        ``x~ W^T``.
+    a : numpy.ndarray, shape (m, h)
+        ``pattern(u, alpha)``.
     phi : numpy.ndarray, shape (m, h + 1)
+        ``[a * u, 1]``.
     """
     u = x_aug @ W.T
+    a = pattern(u, alpha)
     phi = np.empty((len(u), u.shape[1] + 1))
-    phi[:, :-1] = pattern(u, alpha) * u
+    np.multiply(a, u, out=phi[:, :-1])
     phi[:, -1] = 1.0
-    return u, phi
+    return u, a, phi
 
 
-def kron_rows(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
-    """Rows ``z_i = a_i kron x~_i``, returned transposed for BLAS.
+def kron_rows(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Rows ``[a_i kron x~_i, y_i, 1]``: the hidden layer's design rows, extended.
+
+    Appending the targets and a constant column lets one symmetric rank-k update give
+    ``P``, ``Q`` and ``s`` together, with no further sweep over the tile.
 
     Parameters
     ----------
     a : numpy.ndarray, shape (m, h)
     x_aug : numpy.ndarray, shape (m, p)
+    y : numpy.ndarray, shape (m, k)
 
     Returns
     -------
-    numpy.ndarray, shape (h p, m), C-contiguous
-        Column ``i`` is ``z_i`` (index ``j p + l`` is ``a_ij x~_il``).
+    numpy.ndarray, shape (m, h p + k + 1), C-contiguous
+        Column ``j p + l`` of row ``i`` is ``a_ij x~_il``.
     """
-    h, p = a.shape[1], x_aug.shape[1]
-    return (a.T[:, None, :] * x_aug.T[None, :, :]).reshape(h * p, len(a))
+    m, h = a.shape
+    p, k = x_aug.shape[1], y.shape[1]
+    rows = np.empty((m, h * p + k + 1))
+    np.multiply(a[:, :, None], x_aug[:, None, :], out=rows[:, : h * p].reshape(m, h, p))
+    rows[:, h * p : h * p + k] = y
+    rows[:, -1] = 1.0
+    return rows
 
 
 def hidden_gram(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,19 +156,17 @@ def hidden_gram(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.nda
     Q : numpy.ndarray, shape (h p, k)
     s : numpy.ndarray, shape (h p,)
     """
-    hp = a.shape[1] * x_aug.shape[1]
-    tile = int(np.clip(TILE_BYTES // (8 * hp), 256, 4096))
-    upper = np.zeros((hp, hp), order="F")
-    Q = np.zeros((hp, y.shape[1]))
-    s = np.zeros(hp)
+    hp, k = a.shape[1] * x_aug.shape[1], y.shape[1]
+    width = hp + k + 1
+    tile = int(np.clip(TILE_BYTES // (8 * width), 256, 4096))
+    upper = np.zeros((width, width), order="F")
     for start in range(0, len(a), tile):
-        zt = kron_rows(a[start : start + tile], x_aug[start : start + tile])
-        # syrk on the F-ordered view needs no copy and fills only the upper triangle,
-        # half the work of a general product.
-        blas.dsyrk(1.0, zt.T, beta=1.0, c=upper, trans=1, lower=0, overwrite_c=1)
-        Q += zt @ y[start : start + tile]
-        s += zt.sum(axis=1)
-    return symmetric_from_upper(upper), Q, s
+        rows = kron_rows(a[start : start + tile], x_aug[start : start + tile], y[start : start + tile])
+        # rows.T is the F-ordered (width, m) view: syrk "N" on it is the layout numpy's
+        # own Z.T @ Z uses, needs no copy, and fills only the upper triangle.
+        blas.dsyrk(1.0, rows.T, beta=1.0, c=upper, trans=0, lower=0, overwrite_c=1)
+    gram = symmetric_from_upper(upper)
+    return gram[:hp, :hp].copy(), gram[:hp, hp : hp + k].copy(), gram[:hp, hp + k].copy()
 
 
 def symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
@@ -198,19 +210,19 @@ def block_statistics(
         Rows the caller skipped, carried into the result.
     """
     x_aug = augment(x)
-    u, phi = hidden_features(x_aug, W, alpha)
+    u, a, phi = hidden_features(x_aug, W, alpha)
     residual = y - phi @ B
     if validation is not None and validation.any():
         val_sse = (residual[validation] ** 2).sum(axis=0)
         n_val = int(validation.sum())
         train = ~validation
-        x_aug, y, u, phi, residual = x_aug[train], y[train], u[train], phi[train], residual[train]
+        x_aug, y, u, a, phi, residual = x_aug[train], y[train], u[train], a[train], phi[train], residual[train]
     else:
         val_sse, n_val = np.zeros(y.shape[1]), 0
     flips = 0 if W_prev is None else int(((x_aug @ W_prev.T > 0) != (u > 0)).sum())
     P = Q = s = None
     if hidden:
-        P, Q, s = hidden_gram(pattern(u, alpha), x_aug, y)
+        P, Q, s = hidden_gram(a, x_aug, y)
     return PassStatistics(
         n=len(y),
         sum_y=y.sum(axis=0),
