@@ -175,12 +175,14 @@ class DaskBackend:
 
     def _connect(self, scheduler_address: str | None, n_workers: int | None) -> Client:
         if n_workers is not None:
+            # A free port for the scheduler's HTTP server: a fixed one clashes with other clusters.
             self._cluster = LocalCluster(
                 n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=None,
+                host="127.0.0.1", dashboard_address=":0",
             )
             client = Client(self._cluster)
             client.register_plugin(LimitBLASThreads())
+            logger.info("started a LocalCluster of %d workers; dashboard: %s", n_workers, client.dashboard_link)
             return client
         if scheduler_address is not None:
             return Client(scheduler_address)
