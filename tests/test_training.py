@@ -279,3 +279,24 @@ def test_initial_hyperplanes_pass_through_training_rows() -> None:
     assert (np.abs(u).min(axis=0) <= 1e-6 * np.linalg.norm(state.W[:, :-1], axis=1)).all()
     active = (u > 0).mean(axis=0)
     assert ((active > 0) & (active < 1)).all()
+
+
+def test_resuming_from_a_saved_state_gives_the_uninterrupted_result() -> None:
+    config = TrainConfig(hidden_units=5, max_iter=6, tol=0, random_state=2, validation_fraction=0.1)
+    full = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(
+        Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).initial_state()
+    )
+    states = []
+    first = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend(), lambda st, rec: states.append(st))
+    first.run(first.initial_state())
+    resumed = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(states[2])
+    np.testing.assert_array_equal(resumed.model.W, full.model.W)
+    assert [r.train_loss for r in resumed.history] == [r.train_loss for r in full.history]
+    assert resumed.best_iteration == full.best_iteration
+
+
+def test_local_backend_reports_progress_per_block() -> None:
+    seen: list[int] = []
+    streamls.fit(DATA.X, DATA.y, hidden_units=3, max_iter=1, random_state=0, chunk_rows=1000, progress=seen.append)
+    # Three passes (moments, model 0, model 1) of blocks 1000, 1000, 1000.
+    assert seen == [1000] * 9
