@@ -20,13 +20,13 @@ import h5py
 import matplotlib.image
 import numpy as np
 import pytest
-import tomllib
 import zarr
 from threadpoolctl import threadpool_limits
 
 import streamls
 from streamls.cli import main
 from streamls.cli.checkpoint import checkpoint_files, checkpoint_path
+from streamls.cli.config import tomllib
 from streamls.cli.resources import MemoryEstimate, MemoryLimitError, plan_block_rows
 from streamls.cli.train import MODEL
 
@@ -445,3 +445,41 @@ def test_effective_config_round_trips_through_toml(tmp_path: Path) -> None:
     assert merged(read_toml(tmp_path / "c.toml")) == job
     sparse = tomllib.loads(to_toml(JobConfig(hidden_units=3)))  # unset keys are left out (TOML has no null)
     assert "seed" not in sparse and merged(sparse) == JobConfig(hidden_units=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# numerical failure, Dask
+# ---------------------------------------------------------------------------------------------
+def test_numerical_failure_is_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Finite targets of magnitude 1.5e308 overflow every sum: the run must fail with 3, not write a model."""
+    X = np.random.default_rng(0).standard_normal((200, 3))
+    y = np.where(np.arange(200) % 2 == 0, 1.5e308, -1.5e308)
+    specs = write_hdf5(tmp_path, {"/X": X, "/y": y})
+    with np.errstate(all="ignore"):
+        code = main(["train", specs["/X"], "--y", specs["/y"], "--max-iter", "2", "--out-dir", str(tmp_path / "run")])
+    assert code == 3
+    assert "training loss is nan" in capsys.readouterr().err
+    assert not (tmp_path / "run" / MODEL).exists()
+
+
+@pytest.mark.slow
+def test_dask_flags(small_h5: tuple[Path, dict[str, str]]) -> None:
+    """--scheduler runs the passes on a real LocalCluster on loopback, with the local run's result."""
+    from distributed import LocalCluster
+
+    from streamls.cli.parser import parse
+    from streamls.cli.train import fresh_job
+
+    args = parse(["train", "d.h5:/X", "--dask-workers", "2", "--out-dir", "r"])
+    assert fresh_job({k: v for k, v in vars(args).items() if k in ("data", "dask_workers", "out_dir")}, None).backend == "dask"
+    tmp, specs = small_h5
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=":0"
+    ) as cluster:
+        cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--scheduler", cluster.scheduler_address,
+            "--out-dir", "dask_run", cwd=tmp)
+    with threadpool_limits(1):
+        local = streamls.fit(specs["/X"], specs["/y"], hidden_units=6, max_iter=4, tol=0, random_state=3, validation_fraction=0.2)
+    on_dask = streamls.load_model(tmp / "dask_run" / MODEL)
+    np.testing.assert_allclose(on_dask.W, local.model.W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(on_dask.B, local.model.B, rtol=1e-8, atol=1e-10)

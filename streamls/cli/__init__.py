@@ -64,11 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     reporter = _reporter(args)
     handler = ReporterHandler(reporter)
-    library = logging.getLogger("streamls")
-    previous = (library.level, library.propagate)
-    library.addHandler(handler)
-    library.setLevel(logging.DEBUG if reporter.verbosity > 0 else logging.WARNING)
-    library.propagate = False  # one route for every line, in the chosen format
+    # The library's records and Python warnings (NumPy overflow, ...) take one route, so
+    # every line has the chosen format (a stray plain line would break JSON logs).
+    loggers = [logging.getLogger("streamls"), logging.getLogger("py.warnings")]
+    previous = [(lg.level, lg.propagate) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG if reporter.verbosity > 0 else logging.WARNING)
+        lg.propagate = False
+    logging.captureWarnings(True)
     try:
         return _dispatch(args, reporter)
     except NumericalError as exc:
@@ -82,9 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         reporter.close_bar()
-        library.removeHandler(handler)
-        library.setLevel(previous[0])
-        library.propagate = previous[1]
+        logging.captureWarnings(False)
+        for lg, (level, propagate) in zip(loggers, previous):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+            lg.propagate = propagate
 
 
 __all__ = ["EXIT_NUMERICAL", "EXIT_OK", "EXIT_USAGE", "main"]

@@ -149,4 +149,4 @@ class ReporterHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         level = {logging.DEBUG: "debug", logging.INFO: "debug"}.get(record.levelno, record.levelname.lower())
-        self.reporter.message(record.getMessage(), level=level, logger=record.name)
+        self.reporter.message(record.getMessage().rstrip(), level=level, logger=record.name)
