@@ -37,7 +37,8 @@ def plot_history(history: Sequence[Mapping[str, Any]], path: str, title: str = "
     from matplotlib.figure import Figure
 
     it = _column(history, "iteration")
-    fig = Figure(figsize=(10, 3.2), dpi=90, layout="constrained")
+    fig = Figure(figsize=(10, 3.2), dpi=90)
+    fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.84, wspace=0.3)
     FigureCanvasAgg(fig)
     loss_ax, flip_ax, det_ax = fig.subplots(1, 3)
     loss_ax.plot(it, _column(history, "train_loss"), marker=".", label="training")
