@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import pickle
 
 import dask.array as da
@@ -11,7 +12,7 @@ import zarr
 
 from streamls.backends.dask import Partial, partition_ranges
 from streamls.errors import SourceFormatError, StreamLSError
-from streamls.sources import Dataset, DaskArraySource, open_source
+from streamls.sources import DaskArraySource, Dataset, open_source
 from streamls.sources.dask_array import regular_chunk
 
 
@@ -66,7 +67,7 @@ def test_unknown_chunk_sizes_are_rejected_with_the_fix(table: np.ndarray) -> Non
 def test_dask_array_trains_like_numpy(table: np.ndarray) -> None:
     import streamls
 
-    kwargs = dict(hidden_units=3, max_iter=3, tol=0, random_state=1, chunk_rows=20)
+    kwargs = {"hidden_units": 3, "max_iter": 3, "tol": 0, "random_state": 1, "chunk_rows": 20}
     lazy = streamls.fit(da.from_array(table, chunks=(20, 4)), **kwargs)
     eager = streamls.fit(table, **kwargs)
     np.testing.assert_allclose(lazy.model.W, eager.model.W, rtol=1e-12, atol=1e-12)
@@ -78,7 +79,7 @@ def test_partitions_cover_the_rows_in_whole_blocks(table: np.ndarray, n_partitio
     ranges = partition_ranges(dataset, n_partitions)
     assert len(ranges) == min(n_partitions, 11)
     assert ranges[0][0] == 0 and ranges[-1][1] == 103
-    assert all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:]))
+    assert all(b == c for (_, b), (c, _) in itertools.pairwise(ranges))
     assert all(a % 10 == 0 for a, _ in ranges)
 
 

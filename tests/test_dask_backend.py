@@ -35,7 +35,7 @@ from streamls.sources import Dataset, HDF5Source
 from streamls.stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
 
 N_ROWS, N_FEATURES, CHUNK = 6000, 5, 500
-FIT = dict(hidden_units=6, max_iter=3, tol=0.0, random_state=3, validation_fraction=0.2, chunk_rows=CHUNK)
+FIT = {"hidden_units": 6, "max_iter": 3, "tol": 0.0, "random_state": 3, "validation_fraction": 0.2, "chunk_rows": CHUNK}
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +139,7 @@ class KillingSource(HDF5Source):
             count = len(os.listdir(self.counter_dir))
             Path(self.counter_dir, str(count)).touch(exist_ok=False)
             if count == self.kill_on:
-                os._exit(1)  # noqa: SLF001 - die like a crashed or OOM-killed worker
+                os._exit(1)  # die like a crashed or OOM-killed worker
         return super().read(start, stop)
 
 
