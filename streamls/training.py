@@ -201,13 +201,13 @@ def stop_reason(losses: Sequence[float], tol: float, window: int) -> str | None:
     """Why to stop after these losses, or ``None`` to go on.
 
     Stops when the best of the last ``window`` losses improves on the best before them
-    by less than ``tol`` relatively. The realised loss is not monotone, so single-step
-    changes would stop too early.
+    by no more than ``tol`` relatively (so a loss stuck at 0 stops too). The realised
+    loss is not monotone, so single-step changes would stop too early.
     """
     if tol <= 0 or len(losses) <= window:
         return None
     before, recent = min(losses[:-window]), min(losses[-window:])
-    if before - recent < tol * abs(before):
+    if before - recent <= tol * abs(before):
         return f"relative improvement below tol={tol:g} over the last {window} iterations"
     return None
 
