@@ -15,6 +15,7 @@ from streamls.backends import LocalBackend
 from streamls.errors import ConfigError
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
+from streamls.training import stop_reason
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
 SETTINGS = dict(hidden_units=8, max_iter=8, tol=0.0, random_state=0, validation_fraction=0.2)
@@ -300,3 +301,19 @@ def test_local_backend_reports_progress_per_block() -> None:
     streamls.fit(DATA.X, DATA.y, hidden_units=3, max_iter=1, random_state=0, chunk_rows=1000, progress=seen.append)
     # Three passes (moments, model 0, model 1) of blocks 1000, 1000, 1000.
     assert seen == [1000] * 9
+
+
+def test_stop_rule_on_loss_histories() -> None:
+    assert stop_reason([1.0, 0.5, 0.4, 0.39], tol=0.1, window=2) is None  # 0.5 -> 0.39 is 22%
+    assert stop_reason([1.0, 0.5, 0.49, 0.48], tol=0.1, window=2) is not None
+    assert stop_reason([1.0, 0.5, 0.6, 0.55], tol=0.1, window=2) is not None  # no improvement at all
+    assert stop_reason([1.0, 0.5, 0.49], tol=0.0, window=1) is None  # tol = 0 never stops
+    assert stop_reason([1.0, 0.5], tol=0.1, window=2) is None  # not enough history yet
+    # A loss stuck at exactly 0 (a constant target) stops too.
+    assert stop_reason([0.0, 0.0, 0.0], tol=1e-4, window=2) is not None
+
+
+def test_constant_target_stops_early() -> None:
+    result = streamls.fit(DATA.X, np.full(len(DATA.y), 4.0), hidden_units=4, max_iter=100, random_state=0)
+    assert result.n_iter < 100 and "tol" in result.stop_reason
+    np.testing.assert_allclose(result.model.predict(DATA.X), 4.0, rtol=1e-12)
