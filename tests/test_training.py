@@ -317,3 +317,24 @@ def test_constant_target_stops_early() -> None:
     result = streamls.fit(DATA.X, np.full(len(DATA.y), 4.0), hidden_units=4, max_iter=100, random_state=0)
     assert result.n_iter < 100 and "tol" in result.stop_reason
     np.testing.assert_allclose(result.model.predict(DATA.X), 4.0, rtol=1e-12)
+
+
+def test_predicted_loss_is_the_fixed_pattern_loss_of_the_new_model() -> None:
+    """Record t's predicted loss: model t's MSE with the activation pattern of model t - 1."""
+    config = TrainConfig(hidden_units=5, alpha=0.1, max_iter=4, tol=0, random_state=1)
+    trainer = Trainer(Dataset(DATA.X, DATA.y, block_rows=400), config, LocalBackend())
+    states = [trainer.initial_state()]
+    trainer.callback = lambda st, rec: states.append(st)
+    result = trainer.run(states[0])
+    xs = np.hstack([states[0].standardizer.inputs(DATA.X), np.ones((len(DATA.X), 1))])
+    ys = states[0].standardizer.targets(DATA.y[:, None])
+    for t in range(1, len(states)):
+        old, new = states[t - 1], states[t]
+        a = np.where(xs @ old.W.T > 0, 1.0, 0.1)  # the pattern held fixed by the solve
+        fixed = (a * (xs @ new.W.T)) @ new.B[:-1] + new.B[-1]
+        realised = (np.where(xs @ new.W.T > 0, 1.0, 0.1) * (xs @ new.W.T)) @ new.B[:-1] + new.B[-1]
+        record = result.history[t]
+        assert record.predicted_loss == pytest.approx(np.mean((ys - fixed) ** 2), rel=1e-9)
+        assert record.train_loss == pytest.approx(np.mean((ys - realised) ** 2), rel=1e-9)
+        flips = ((xs @ old.W.T > 0) != (xs @ new.W.T > 0)).mean()
+        assert record.flip_fraction == pytest.approx(flips, rel=1e-12)
