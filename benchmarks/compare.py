@@ -727,6 +727,8 @@ def write_report(results: list[ConfigResult], meta: dict[str, Any], out: Path, f
               "results": [asdict(r) for r in results]}
     (out / "results.json").write_text(json.dumps(report, indent=1, default=float))
     if final:
+        order = [*REAL_DATASETS, "synthetic"]
+        results = sorted(results, key=lambda r: (not r.main, order.index(r.dataset) if r.dataset in order else len(order), r.h, r.alpha))
         per_method = "Training MSE at T / within the budget, best learning rate of each method:\n\n" + method_table(results)
         (out / "table.md").write_text(markdown_table(results) + "\n" + per_method)
         figures = plot(results, out)
@@ -754,7 +756,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = args.out or REPO / "benchmarks" / "results" / f"compare-{args.mode}"
     if args.report_only or args.merge:
         loaded = [load_results(Path(d) / "results.json") for d in (args.merge or [out])]
-        results, meta = [r for rs, _ in loaded for r in rs], loaded[0][1]
+        # A configuration run by more than one merged run counts once, from the first.
+        unique: dict[tuple[str, int, float], ConfigResult] = {}
+        for rs, _ in loaded:
+            for r in rs:
+                unique.setdefault((r.dataset, r.h, r.alpha), r)
+        results, meta = list(unique.values()), loaded[0][1]
         if args.merge:
             meta = {**meta, "merged_from": [str(d) for d in args.merge]}
             out.mkdir(parents=True, exist_ok=True)
