@@ -24,7 +24,7 @@ from streamls.errors import (
 )
 
 DATA = teacher_data(n=600, d=3, seed=21)
-FIT = dict(hidden_units=4, max_iter=2, random_state=0)
+FIT = {"hidden_units": 4, "max_iter": 2, "random_state": 0}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,11 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
         [r"bad\.h5:/y", "rows 400-499", "row 450", "inf"],
     ),
     "Inf in a target column of a table": (
-        lambda t: (np.column_stack([DATA.X, np.where(np.arange(600) == 599, -np.inf, DATA.y)]), None, {"chunk_rows": 64}),
+        lambda t: (
+            np.column_stack([DATA.X, np.where(np.arange(600) == 599, -np.inf, DATA.y)]),
+            None,
+            {"chunk_rows": 64},
+        ),
         NonFiniteDataError,
         ["target columns", "rows 576-599", "row 599", "-inf"],
     ),
@@ -148,13 +152,17 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
     "NaN l2": (lambda t: (DATA.X, DATA.y, {"l2": float("nan")}), ConfigError, ["'l2'"]),
     "bool hidden_units": (lambda t: (DATA.X, DATA.y, {"hidden_units": True}), ConfigError, ["'hidden_units'"]),
     "validation_fraction=1": (
-        lambda t: (DATA.X, DATA.y, {"validation_fraction": 1.0}), ConfigError, ["'validation_fraction'"]
+        lambda t: (DATA.X, DATA.y, {"validation_fraction": 1.0}),
+        ConfigError,
+        ["'validation_fraction'"],
     ),
     "unknown nan_policy": (lambda t: (DATA.X, DATA.y, {"nan_policy": "ignore"}), ConfigError, ["'nan_policy'"]),
     "chunk_rows=0": (lambda t: (DATA.X, DATA.y, {"chunk_rows": 0}), ConfigError, ["'chunk_rows'"]),
     "unknown backend": (lambda t: (DATA.X, DATA.y, {"backend": "gpu"}), ConfigError, ["'backend'", "gpu"]),
     "target_cols out of range": (
-        lambda t: (np.column_stack([DATA.X, DATA.y]), None, {"target_cols": 4}), ConfigError, ["'target_cols'"]
+        lambda t: (np.column_stack([DATA.X, DATA.y]), None, {"target_cols": 4}),
+        ConfigError,
+        ["'target_cols'"],
     ),
     "target_cols with y": (lambda t: (DATA.X, DATA.y, {"target_cols": 0}), ConfigError, ["target_cols"]),
     "one-column table": (lambda t: (DATA.X[:, :1], None, {}), SourceFormatError, ["at least 2 columns"]),
@@ -168,9 +176,18 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
 
 #: Cases whose X alone is bad, so that predicting from it must fail too.
 BAD_INPUTS_FOR_PREDICTION = {
-    "string dtype", "string dtype in HDF5", "3-D array", "3-D Zarr array", "NaN in a middle block of X",
-    "missing HDF5 dataset path", "missing Zarr array", "missing file", "text file passed as data",
-    "text file named .npy", "text file named .h5", "directory that is not a Zarr store",
+    "string dtype",
+    "string dtype in HDF5",
+    "3-D array",
+    "3-D Zarr array",
+    "NaN in a middle block of X",
+    "missing HDF5 dataset path",
+    "missing Zarr array",
+    "missing file",
+    "text file passed as data",
+    "text file named .npy",
+    "text file named .h5",
+    "directory that is not a Zarr store",
 }
 
 

@@ -23,7 +23,9 @@ SUFFIXES = (".h5", ".zarr")
 
 @pytest.fixture(scope="module")
 def model() -> streamls.TwoLayerModel:
-    return streamls.fit(DATA.X, DATA.y, hidden_units=6, alpha=0.1, max_iter=4, random_state=0, validation_fraction=0.1).model
+    return streamls.fit(
+        DATA.X, DATA.y, hidden_units=6, alpha=0.1, max_iter=4, random_state=0, validation_fraction=0.1
+    ).model
 
 
 @pytest.fixture(scope="module")

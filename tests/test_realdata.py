@@ -27,9 +27,7 @@ def test_training_mse_on_real_data(uci_dir, tmp_path, name: str) -> None:
     with h5py.File(path, "w") as handle:
         handle.create_dataset("X", data=X, chunks=(4096, X.shape[1]))
         handle.create_dataset("y", data=y, chunks=(4096,))
-    result = streamls.fit(
-        f"{path}:/X", f"{path}:/y", hidden_units=32, alpha=0.0, max_iter=30, tol=0, random_state=0
-    )
+    result = streamls.fit(f"{path}:/X", f"{path}:/y", hidden_units=32, alpha=0.0, max_iter=30, tol=0, random_state=0)
     assert len(result.history) == 31
     best = result.history[result.best_iteration].train_loss
     assert best == min(r.train_loss for r in result.history)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from itertools import pairwise
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,16 @@ from conftest import FILE_KINDS, write_hdf5, write_npy, write_zarr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamls.sources import ArraySource, Dataset, HDF5Source, NpySource, ZarrSource, open_source, prefetched, split_spec
+from streamls.sources import (
+    ArraySource,
+    Dataset,
+    HDF5Source,
+    NpySource,
+    ZarrSource,
+    open_source,
+    prefetched,
+    split_spec,
+)
 from streamls.split import validation_mask
 
 RNG = np.random.default_rng(0)
@@ -137,7 +147,7 @@ def test_blocks_cover_each_row_once_and_align_to_chunks(which: int, block: int, 
     assert step % dataset.x_source.chunk_rows == 0 and step >= block
     blocks = list(dataset.blocks(start, stop, prefetch=prefetch))
     assert blocks[0].start == start and blocks[-1].stop == stop
-    for left, right in zip(blocks[:-1], blocks[1:]):
+    for left, right in pairwise(blocks):
         assert left.stop == right.start
         assert right.start % step == 0  # interior boundaries fall on whole stored chunks
     np.testing.assert_array_equal(np.concatenate([b.x for b in blocks]), X[start:stop])
@@ -166,7 +176,7 @@ def test_prefetched_keeps_order_and_propagates_errors() -> None:
 def test_validation_split_does_not_depend_on_chunking(cuts: list[int], seed: int) -> None:
     whole = validation_mask(0, 10000, 0.25, seed)
     bounds = [0, *sorted(cuts), 10000]
-    pieces = np.concatenate([validation_mask(a, b, 0.25, seed) for a, b in zip(bounds[:-1], bounds[1:])])
+    pieces = np.concatenate([validation_mask(a, b, 0.25, seed) for a, b in pairwise(bounds)])
     np.testing.assert_array_equal(pieces, whole)
     assert 0.22 < whole.mean() < 0.28
     assert not validation_mask(0, 100, 0.0, seed).any()

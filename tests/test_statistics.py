@@ -7,6 +7,8 @@ with syrk) through :func:`streamls.stats.accumulate`.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,7 +187,8 @@ REFERENCE = reference(*PROBLEM, 0.1, VAL_FRACTION, SEED)
 # --- the first pass: moments -------------------------------------------------------------
 
 
-def moments_pass(X, Y, fraction, seed, block_rows, candidates=np.arange(0, N_ROWS, 97)) -> DataMoments:
+def moments_pass(X, Y, fraction, seed, block_rows) -> DataMoments:
+    candidates = np.arange(0, N_ROWS, 97)
     dataset = Dataset(X, Y, nan_policy="drop", block_rows=block_rows)
     return accumulate(dataset, MomentsRequest(Holdout(fraction, seed), np.asarray(candidates, dtype=np.int64)))
 
@@ -221,7 +224,7 @@ def test_chan_merge_equals_numpy_in_any_grouping(sizes: list[int], offset: float
     if len(rows) == 0:
         return
     bounds = np.cumsum([0, *sizes])
-    parts = [ColumnMoments.of(rows[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    parts = [ColumnMoments.of(rows[lo:hi]) for lo, hi in pairwise(bounds)]
     left = parts[0]
     for part in parts[1:]:
         left = left + part

@@ -18,7 +18,7 @@ from streamls.split import row_uniforms
 from streamls.training import stop_reason
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
-SETTINGS = dict(hidden_units=8, max_iter=8, tol=0.0, random_state=0, validation_fraction=0.2)
+SETTINGS = {"hidden_units": 8, "max_iter": 8, "tol": 0.0, "random_state": 0, "validation_fraction": 0.2}
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -172,8 +172,15 @@ def test_best_iterate_is_kept_and_its_loss_is_the_realised_one() -> None:
 def test_history_records_have_every_field() -> None:
     result = streamls.fit(DATA.X, DATA.y, hidden_units=6, max_iter=4, tol=0, random_state=0, validation_fraction=0.1)
     required = {
-        "iteration", "train_loss", "val_loss", "predicted_loss", "logdet",
-        "flip_fraction", "dead_neurons", "seconds", "rows_per_second",
+        "iteration",
+        "train_loss",
+        "val_loss",
+        "predicted_loss",
+        "logdet",
+        "flip_fraction",
+        "dead_neurons",
+        "seconds",
+        "rows_per_second",
     }
     assert required <= {f.name for f in fields(IterationRecord)}
     assert [r.iteration for r in result.history] == list(range(5))
@@ -205,7 +212,13 @@ def test_early_stopping_with_tol() -> None:
 
 def test_early_stopping_on_validation_loss() -> None:
     result = streamls.fit(
-        DATA.X, DATA.y, hidden_units=4, max_iter=200, tol=0.05, n_iter_no_change=2, random_state=0,
+        DATA.X,
+        DATA.y,
+        hidden_units=4,
+        max_iter=200,
+        tol=0.05,
+        n_iter_no_change=2,
+        random_state=0,
         validation_fraction=0.3,
     )
     assert result.n_iter < 200 and "tol" in result.stop_reason
