@@ -16,9 +16,9 @@ from ..persistence import load_model
 from ..sources import Dataset
 from ..sources.memory import ArraySource
 from ..training import TrainConfig
+from .config import JobConfig
 from .metrics import Metrics, evaluate
 from .progress import Reporter
-from .config import JobConfig
 from .train import StopFlag, build_backend, limited_threads, train_loop, write_outputs
 
 

@@ -76,17 +76,21 @@ def summary_markdown(
     lines = [
         "# streamls training report",
         "",
-        f"Data: `{info.get('data', '?')}`: {info.get('n_rows', '?')} rows, {info.get('n_features', '?')} "
-        f"inputs, {info.get('n_targets', '?')} outputs; {info.get('n_train', '?')} training rows, "
-        f"{info.get('n_validation', '?')} validation rows, {info.get('dropped_rows', 0)} dropped.",
+        (
+            f"Data: `{info.get('data', '?')}`: {info.get('n_rows', '?')} rows, {info.get('n_features', '?')} "
+            f"inputs, {info.get('n_targets', '?')} outputs; {info.get('n_train', '?')} training rows, "
+            f"{info.get('n_validation', '?')} validation rows, {info.get('dropped_rows', 0)} dropped."
+        ),
         "",
         "| hyperparameter | value |",
         "|---|---|",
         *(f"| {k} | {_fmt(v)} |" for k, v in hyperparameters.items()),
         "",
         f"Stopped after {int(history[-1]['iteration'])} iterations: {info.get('stop_reason', '?')}.",
-        f"Best iteration {best}: training MSE {_fmt(best_rec['train_loss'])}, validation MSE "
-        f"{_fmt(best_rec['val_loss'] if best_rec['val_loss'] is not None else math.nan)} (standardised units).",
+        (
+            f"Best iteration {best}: training MSE {_fmt(best_rec['train_loss'])}, validation MSE "
+            f"{_fmt(best_rec['val_loss'] if best_rec['val_loss'] is not None else math.nan)} (standardised units)."
+        ),
         f"Total time {sum(float(r['seconds']) for r in history):.3g} s.",
         "",
         f"![training history]({image})",

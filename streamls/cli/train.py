@@ -349,50 +349,53 @@ def _checkpoint_meta(job: JobConfig, dataset: Dataset) -> dict[str, Any]:
 
 def _train_in(run_dir: str, job: JobConfig, dataset: Dataset, reporter: Reporter, resuming: bool) -> int:
     """Train into a locked run directory; returns the exit code."""
-    log = open(os.path.join(run_dir, LOG), "a")
-    reporter.log_file = log
-    try:
-        config = TrainConfig(**job.train_options())
-        state = _resume_state(run_dir, dataset, job, reporter) if resuming else None
-        reporter.message(
-            f"training on {dataset.name}: {dataset.n_rows} rows, {dataset.n_features} inputs, {dataset.n_targets} "
-            f"outputs; hidden_units={job.hidden_units}, blocks of {dataset.block_rows} rows; run directory {run_dir}"
-        )
-        meta = _checkpoint_meta(job, dataset)
-        stop = StopFlag()
-
-        def save(state: TrainState) -> None:
-            checkpoint.save_checkpoint(state, checkpoint.checkpoint_path(run_dir, state.iteration), meta)
-
-        def on_rows(rows: int) -> None:
-            reporter.advance(rows)
-            stop.check()
-
-        backend = build_backend(job, on_rows)
+    with open(os.path.join(run_dir, LOG), "a") as log:
+        reporter.log_file = log
         try:
-            with stop.installed(), limited_threads(job.threads):
-                result = train_loop(dataset, config, backend, reporter, stop, state, save)
-        except Interrupted as exc:
-            return _interrupted(run_dir, exc, reporter)
+            return _train_logged(run_dir, job, dataset, reporter, resuming)
         finally:
-            reporter.close_bar()
-            backend.close()
-        write_outputs(run_dir, result)
-        best = result.history[result.best_iteration]
-        reporter.event(
-            "done",
-            f"done: {result.stop_reason}; best iteration {result.best_iteration} (train {best.train_loss:.6g}, "
-            f"val {best.val_loss:.6g}); model {os.path.join(run_dir, MODEL)}; report {os.path.join(run_dir, 'report.md')}",
-            best_iteration=result.best_iteration,
-            stop_reason=result.stop_reason,
-            train_loss=best.train_loss,
-            val_loss=best.val_loss,
-            model=os.path.join(run_dir, MODEL),
-        )
-        return 0
+            reporter.log_file = None
+
+
+def _train_logged(run_dir: str, job: JobConfig, dataset: Dataset, reporter: Reporter, resuming: bool) -> int:
+    config = TrainConfig(**job.train_options())
+    state = _resume_state(run_dir, dataset, job, reporter) if resuming else None
+    reporter.message(
+        f"training on {dataset.name}: {dataset.n_rows} rows, {dataset.n_features} inputs, {dataset.n_targets} "
+        f"outputs; hidden_units={job.hidden_units}, blocks of {dataset.block_rows} rows; run directory {run_dir}"
+    )
+    meta = _checkpoint_meta(job, dataset)
+    stop = StopFlag()
+
+    def save(state: TrainState) -> None:
+        checkpoint.save_checkpoint(state, checkpoint.checkpoint_path(run_dir, state.iteration), meta)
+
+    def on_rows(rows: int) -> None:
+        reporter.advance(rows)
+        stop.check()
+
+    backend = build_backend(job, on_rows)
+    try:
+        with stop.installed(), limited_threads(job.threads):
+            result = train_loop(dataset, config, backend, reporter, stop, state, save)
+    except Interrupted as exc:
+        return _interrupted(run_dir, exc, reporter)
     finally:
-        reporter.log_file = None
-        log.close()
+        reporter.close_bar()
+        backend.close()
+    write_outputs(run_dir, result)
+    best = result.history[result.best_iteration]
+    reporter.event(
+        "done",
+        f"done: {result.stop_reason}; best iteration {result.best_iteration} (train {best.train_loss:.6g}, "
+        f"val {best.val_loss:.6g}); model {os.path.join(run_dir, MODEL)}; report {os.path.join(run_dir, 'report.md')}",
+        best_iteration=result.best_iteration,
+        stop_reason=result.stop_reason,
+        train_loss=best.train_loss,
+        val_loss=best.val_loss,
+        model=os.path.join(run_dir, MODEL),
+    )
+    return 0
 
 
 def _interrupted(run_dir: str, exc: Interrupted, reporter: Reporter) -> int:
