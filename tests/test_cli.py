@@ -293,8 +293,8 @@ def long_job(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Data for a 25-iteration run and the model of an uninterrupted run on it."""
     tmp = tmp_path_factory.mktemp("long")
     data = teacher_data(n=16000, d=7, hidden=6, seed=11)
-    specs = write_zarr(str(tmp / "long.zarr"), {"X": data.X, "y": data.y}, chunk_rows=2000)
-    args = [specs["X"], "--y", specs["y"], *LONG]
+    specs = write_hdf5(tmp, {"/X": data.X, "/y": data.y}, chunk_rows=2000)
+    args = [specs["/X"], "--y", specs["/y"], *LONG]
     cli("train", *args, "--out-dir", "reference", cwd=tmp)
     return {"tmp": tmp, "args": args, "reference": str(tmp / "reference" / MODEL)}
 
