@@ -3,19 +3,23 @@
 Every configuration runs the same pass (a ``StatisticsRequest`` with hidden-layer
 statistics) over the same HDF5 file with one BLAS thread per process: the local backend
 under ``threadpoolctl``, the Dask workers through the backend's BLAS-limit plugin. Both
-Dask runs use the same partitions. Prints one JSON object per result; ratios are taken
-against the local backend and the one-worker cluster measured in the same run.
+Dask runs use the same partitions. Repeats are interleaved (local, 1 worker, 2 workers,
+local, ...) so that load from other processes hits each alike. Prints one JSON object per
+result; ratios are taken against the local backend and the one-worker cluster measured in
+the same run.
 
 Usage::
 
-    python benchmarks/dask_scaling.py [--rows 300000] [--features 24] [--hidden 8] [--repeats 3]
+    python benchmarks/dask_scaling.py [--rows 300000] [--features 24] [--hidden 8] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import operator
+import os
 import statistics
 import tempfile
 import time
@@ -51,15 +55,10 @@ def make_data(directory: Path, rows: int, features: int, chunk_rows: int) -> str
     return path
 
 
-def timed(run: Callable[[], Any], repeats: int) -> list[float]:
-    """Seconds of ``repeats`` calls, after one untimed warm-up call."""
+def seconds(run: Callable[[], Any]) -> float:
+    start = time.perf_counter()
     run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return times
+    return time.perf_counter() - start
 
 
 def task_overhead_ms(backend: DaskBackend, n_tasks: int = 200) -> float:
@@ -70,7 +69,8 @@ def task_overhead_ms(backend: DaskBackend, n_tasks: int = 200) -> float:
         parts = [client.submit(operator.pos, i, pure=False) for i in range(n_tasks)]
         assert tree_sum(client, parts, f"overhead-{time.perf_counter_ns()}").result() == n_tasks * (n_tasks - 1) // 2
 
-    return 1e3 * statistics.median(timed(once, 3)) / (2 * n_tasks - 1)
+    once()
+    return 1e3 * statistics.median(seconds(once) for _ in range(3)) / (2 * n_tasks - 1)
 
 
 def blas_threads(backend: DaskBackend) -> list[int]:
@@ -84,58 +84,61 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=24)
     parser.add_argument("--hidden", type=int, default=8)
     parser.add_argument("--chunk-rows", type=int, default=8192)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=1), contextlib.ExitStack() as stack:
         path = make_data(Path(tmp), args.rows, args.features, args.chunk_rows)
         dataset = Dataset(f"{path}:/X", f"{path}:/y", block_rows=args.chunk_rows)
-        with threadpool_limits(limits=1):
-            local = LocalBackend()
-            moments = local.run(dataset, MomentsRequest(Holdout(), np.arange(args.hidden, dtype=np.int64)))
-            standardizer = Standardizer.from_moments(moments)
-            W = initial_weights(standardizer.inputs(moments.anchors()), args.hidden, np.random.default_rng(1))
-            request = StatisticsRequest(
-                standardizer, W, np.zeros((args.hidden + 1, 1)), 0.0, Holdout(), W_prev=W, hidden=True
-            )
-            local_times = timed(lambda: local.run(dataset, request), args.repeats)
-        common = {
-            "benchmark": "dask_scaling", "rows": args.rows, "features": args.features, "hidden": args.hidden,
-            "block_rows": dataset.block_rows, "repeats": args.repeats,
-        }
-        local_rate = args.rows / statistics.median(local_times)
-        print(json.dumps({
-            **common, "backend": "local", "workers": 0, "blas_threads": 1,
-            "seconds": statistics.median(local_times), "seconds_all": local_times,
-            "rows_per_s": local_rate, "ratio_vs_local": 1.0,
-        }), flush=True)
+        stack.callback(dataset.close)
+        local = LocalBackend()
+        moments = local.run(dataset, MomentsRequest(Holdout(), np.arange(args.hidden, dtype=np.int64)))
+        standardizer = Standardizer.from_moments(moments)
+        W = initial_weights(standardizer.inputs(moments.anchors()), args.hidden, np.random.default_rng(1))
+        request = StatisticsRequest(standardizer, W, np.zeros((args.hidden + 1, 1)), 0.0, Holdout(), W_prev=W)
 
         # The same partitions for both clusters: the default plan of the two-worker one.
         partition_rows = -(-args.rows // (2 * 4))
-        rates: dict[int, float] = {}
+        clusters = {}
         for workers in (1, 2):
-            backend = DaskBackend(n_workers=workers, partition_rows=partition_rows)
-            try:
-                times = timed(lambda backend=backend: backend.run(dataset, request), args.repeats)
-                rates[workers] = args.rows / statistics.median(times)
+            clusters[workers] = DaskBackend(n_workers=workers, partition_rows=partition_rows)
+            stack.callback(clusters[workers].close)
+        backends: dict[int, Any] = {0: local, **clusters}
+        for backend in backends.values():
+            backend.run(dataset, request)  # warm-up: imports, file handles, worker caches
+        # Interleaved repeats, so that load from other processes hits every configuration alike.
+        times: dict[int, list[float]] = {workers: [] for workers in backends}
+        load_before = os.getloadavg()[0]
+        for _ in range(args.repeats):
+            for workers, backend in backends.items():
+                times[workers].append(seconds(lambda backend=backend: backend.run(dataset, request)))
+        rates = {workers: args.rows / statistics.median(t) for workers, t in times.items()}
+
+        common = {
+            "benchmark": "dask_scaling", "rows": args.rows, "features": args.features, "hidden": args.hidden,
+            "block_rows": dataset.block_rows, "repeats": args.repeats, "cpu_count": os.cpu_count(),
+            "load_average_1min": [load_before, os.getloadavg()[0]],
+        }
+        for workers, backend in backends.items():
+            result: dict[str, Any] = {
+                **common, "backend": "local" if workers == 0 else "dask", "workers": workers,
+                "seconds": statistics.median(times[workers]), "seconds_all": times[workers],
+                "rows_per_s": rates[workers], "ratio_vs_local": rates[workers] / rates[0],
+            }
+            if workers:
                 n_partitions = len(backend.partitions(dataset))
                 overhead = task_overhead_ms(backend)
-                result = {
-                    **common, "backend": "dask", "workers": workers, "threads_per_worker": 1,
-                    "blas_threads": blas_threads(backend), "partitions": n_partitions,
-                    "tasks_per_pass": 2 * n_partitions - 1,
-                    "seconds": statistics.median(times), "seconds_all": times,
-                    "rows_per_s": rates[workers], "ratio_vs_local": rates[workers] / local_rate,
-                    "task_overhead_ms": overhead,
-                    "overhead_share_of_pass": (2 * n_partitions - 1) * overhead / 1e3 / statistics.median(times),
-                }
-                if workers == 2:
-                    speedup = rates[2] / rates[1]
-                    result.update(speedup_vs_1_worker=speedup, target=TARGET_SPEEDUP, meets_target=speedup >= TARGET_SPEEDUP)
-                print(json.dumps(result), flush=True)
-            finally:
-                backend.close()
-        dataset.close()
+                result.update(
+                    threads_per_worker=1, blas_threads=blas_threads(backend), partitions=n_partitions,
+                    tasks_per_pass=2 * n_partitions - 1, task_overhead_ms=overhead,
+                    overhead_share_of_pass=(2 * n_partitions - 1) * overhead / 1e3 / statistics.median(times[workers]),
+                )
+            else:
+                result.update(blas_threads=1)
+            if workers == 2:
+                speedup = rates[2] / rates[1]
+                result.update(speedup_vs_1_worker=speedup, target=TARGET_SPEEDUP, meets_target=speedup >= TARGET_SPEEDUP)
+            print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import dask.config
 import numpy as np
 from distributed import Client, Future, LocalCluster, as_completed, default_client
 from distributed.diagnostics.plugin import WorkerPlugin
@@ -175,11 +176,15 @@ class DaskBackend:
 
     def _connect(self, scheduler_address: str | None, n_workers: int | None) -> Client:
         if n_workers is not None:
-            # A free port for the scheduler's HTTP server: a fixed one clashes with other clusters.
-            self._cluster = LocalCluster(
-                n_workers=int(n_workers), threads_per_worker=1, processes=True,
-                host="127.0.0.1", dashboard_address=":0",
-            )
+            # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off
+            # glibc's adaptive mmap threshold: every block's large temporaries are then mapped
+            # and page-faulted afresh, halving pass throughput (benchmarks/dask_scaling.py).
+            # The HTTP server takes a free port: a fixed one clashes with other clusters.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                self._cluster = LocalCluster(
+                    n_workers=int(n_workers), threads_per_worker=1, processes=True,
+                    host="127.0.0.1", dashboard_address=":0",
+                )
             client = Client(self._cluster)
             client.register_plugin(LimitBLASThreads())
             logger.info("started a LocalCluster of %d workers; dashboard: %s", n_workers, client.dashboard_link)
