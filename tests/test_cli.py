@@ -232,6 +232,19 @@ def test_quiet_prints_nothing(small_h5: tuple[Path, dict[str, str]], capsys: pyt
     assert "iter    4" in (tmp / "quiet_run" / "train.log").read_text()  # the log file keeps everything
 
 
+def test_overwrite_replaces_a_previous_run(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp, specs = small_h5
+    run = tmp / "overwritten"
+    args = ["train", specs["/X"], "--y", specs["/y"], *SMALL, "--out-dir", str(run), "-q"]
+    with threadpool_limits(1):
+        assert main([*args, "--max-iter", "6"]) == 0
+        assert main(args) == 2  # the directory holds a run
+        assert main([*args, "--overwrite"]) == 0
+    assert [i for i, _ in checkpoint_files(str(run))] == [0, 1, 2, 3, 4]  # none left from the 6-iteration run
+    assert len(json.loads((run / "history.json").read_text())) == 5
+    assert "holds a previous run" in capsys.readouterr().err
+
+
 def test_unknown_config_key_names_closest(small_h5: tuple[Path, dict[str, str]]) -> None:
     tmp, specs = small_h5
     (tmp / "typo.toml").write_text(f'data = "{specs["/X"]}"\ny = "{specs["/y"]}"\nhiden_units = 8\n')
