@@ -145,12 +145,18 @@ def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_
     block = min(requested, (fitting // chunk_rows) * chunk_rows)
     if block >= chunk_rows:
         return int(block)
+    raise limit_error(estimate, limit, chunk_rows)
+
+
+def limit_error(estimate: MemoryEstimate, limit: int, block_rows: int) -> MemoryLimitError:
+    """The refusal for blocks of ``block_rows`` rows: the size needed and what drives it."""
     e = estimate
-    raise MemoryLimitError(
+    return MemoryLimitError(
         f"--memory-limit {format_size(limit)} is too small: hidden_units={e.hidden_units} with "
         f"{e.n_features} input features gives h*(d+1) = {e.hp} hidden-layer unknowns, whose statistics "
         f"need {format_size(e.matrix_bytes)} ({MATRIX_COPIES} float64 matrices of {e.hp} x {e.hp}); with "
-        f"{format_size(e.baseline_bytes + BLAS_WORKSPACE_BYTES)} for the interpreter and BLAS buffers and {format_size(e.tile_bytes + chunk_rows * e.row_bytes)} "
-        f"for one block of {chunk_rows} rows the run needs at least {format_size(e.peak_bytes(chunk_rows))}. "
+        f"{format_size(e.baseline_bytes + BLAS_WORKSPACE_BYTES)} for the interpreter and BLAS buffers and "
+        f"{format_size(e.tile_bytes + block_rows * e.row_bytes)} for blocks of {block_rows} rows the run needs "
+        f"at least {format_size(e.peak_bytes(block_rows))}. "
         f"Lower --hidden-units (memory grows as its square) or raise --memory-limit."
     )

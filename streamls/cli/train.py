@@ -40,7 +40,7 @@ from .config import RUNTIME_KEYS, JobConfig, absolute_spec, changed_keys, check_
 from .lock import RunLock
 from .progress import Reporter
 from .report import write_report
-from .resources import MemoryEstimate, MemoryLimitError, format_size, parse_size, plan_block_rows, resident_bytes
+from .resources import MemoryEstimate, limit_error, parse_size, plan_block_rows, resident_bytes
 
 CONFIG = "config.toml"
 MODEL = "model.h5"
@@ -166,11 +166,7 @@ def check_fits(job: JobConfig, dataset: Dataset) -> None:
         return
     limit, estimate = parse_size(job.memory_limit), memory_estimate(job, dataset)
     if estimate.peak_bytes(dataset.block_rows) > limit:
-        plan_block_rows(estimate, limit, dataset.x_source.chunk_rows, dataset.x_source.chunk_rows)  # names the minimum
-        raise MemoryLimitError(
-            f"--memory-limit {format_size(limit)} is below the {format_size(estimate.peak_bytes(dataset.block_rows))} "
-            f"this run needs with its recorded blocks of {dataset.block_rows} rows; raise the limit to resume it"
-        )
+        raise limit_error(estimate, limit, dataset.block_rows)
 
 
 def _jsonable(value: Any) -> Any:
@@ -235,7 +231,10 @@ def _run_has_files(run_dir: str) -> list[str]:
 def _clear_run(run_dir: str) -> None:
     for name in _run_has_files(run_dir):
         path = os.path.join(run_dir, name)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def fresh_job(flags: dict[str, Any], config_file: str | None) -> JobConfig:
