@@ -36,11 +36,16 @@ def iteration_fields(record: IterationRecord) -> dict[str, Any]:
     return {key: _finite_or_none(values[key]) for key in ITERATION_FIELDS}
 
 
+def number_text(value: float, spec: str) -> str:
+    """A number, or ``-`` where it is not defined (NaN)."""
+    return "-" if math.isnan(value) else format(value, spec)
+
+
 def iteration_text(record: IterationRecord) -> str:
     """One human-readable line for an iteration."""
     text = (
-        f"iter {record.iteration:4d}  train {record.train_loss:.6g}  val {record.val_loss:.6g}  "
-        f"flips {record.flip_fraction:.4g}  logdet {record.logdet:.6g}  "
+        f"iter {record.iteration:4d}  train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')}  "
+        f"flips {number_text(record.flip_fraction, '.4g')}  logdet {number_text(record.logdet, '.6g')}  "
         f"{record.seconds:.2f}s  {record.rows_per_second:.3g} rows/s"
     )
     return text + (f"  warning: {record.warning}" if record.warning else "")

@@ -38,7 +38,7 @@ from ..training import IterationRecord, TrainConfig, Trainer, TrainResult, Train
 from . import checkpoint
 from .config import RUNTIME_KEYS, JobConfig, absolute_spec, changed_keys, check_values, merged, read_toml, to_toml
 from .lock import RunLock
-from .progress import Reporter
+from .progress import Reporter, number_text
 from .report import write_report
 from .resources import MemoryEstimate, limit_error, parse_size, plan_block_rows, resident_bytes
 
@@ -387,7 +387,7 @@ def _train_logged(run_dir: str, job: JobConfig, dataset: Dataset, reporter: Repo
     reporter.event(
         "done",
         f"done: {result.stop_reason}; best iteration {result.best_iteration} (train {best.train_loss:.6g}, "
-        f"val {best.val_loss:.6g}); model {os.path.join(run_dir, MODEL)}; report {os.path.join(run_dir, 'report.md')}",
+        f"val {number_text(best.val_loss, '.6g')}); model {os.path.join(run_dir, MODEL)}; report {os.path.join(run_dir, 'report.md')}",
         best_iteration=result.best_iteration,
         stop_reason=result.stop_reason,
         train_loss=best.train_loss,
