@@ -41,7 +41,11 @@ def cv_summary(estimator: BaseEstimator, X: np.ndarray, y: np.ndarray, cv: Any) 
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = cross_validate(estimator, X, y, cv=cv)
     scores = result["test_score"]
-    return {"scores": [round(float(s), 4) for s in scores], "mean": float(scores.mean()), "fit_seconds": float(result["fit_time"].sum())}
+    return {
+        "scores": [round(float(s), 4) for s in scores],
+        "mean": float(scores.mean()),
+        "fit_seconds": float(result["fit_time"].sum()),
+    }
 
 
 def diabetes(seeds: int) -> list[dict[str, Any]]:
