@@ -216,7 +216,8 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
         Iteration of the model kept.
     stop_reason_ : str
     loss_curve_ : list of float
-        Training mean squared error of every iterate, in standardised target units.
+        Training mean squared error of every iterate, in standardised target units; entry
+        ``t`` is model ``t``, and model 0 (zero output weights) has loss 1.
     validation_loss_curve_ : list of float or None
         The same on the validation rows (``None`` without validation rows).
     best_loss_ : float
@@ -302,7 +303,8 @@ validation_loss_curve_, best_loss_, n_features_in_, feature_names_in_
         self._validate_params()
         if is_out_of_core(y):
             labels = open_source(y, name="y")
-            y = labels.read(0, labels.n_rows)
+            y = labels.read(0, labels.n_rows)  # (n, 1) for a 1-D array: sources hand out columns
+            y = y.ravel() if labels.n_cols == 1 else y
         X, y = self._validated_fit_input(X, y)
         if is_out_of_core(X):
             y = column_or_1d(y, warn=True)

@@ -187,6 +187,7 @@ def test_out_of_core_hdf5_gives_the_in_memory_model(tmp_path, regression_data):
         f.create_dataset("X", data=X, chunks=(32, 5))
         f.create_dataset("y", data=Y)
         f.create_dataset("table", data=np.column_stack([X, Y[:, 0]]), chunks=(50, 6))
+        f.create_dataset("codes", data=(labels == "high").astype(np.int64))
     params = {"hidden_units": 6, "max_iter": 4, "random_state": 3, "chunk_rows": 64}
 
     in_memory = StreamLSRegressor(**params).fit(X, Y)
@@ -201,6 +202,19 @@ def test_out_of_core_hdf5_gives_the_in_memory_model(tmp_path, regression_data):
 
     clf = StreamLSClassifier(**params).fit(f"{path}:/X", labels)
     np.testing.assert_array_equal(clf.predict(X), StreamLSClassifier(**params).fit(X, labels).predict(X))
+    clf_codes = StreamLSClassifier(**params).fit(f"{path}:/X", f"{path}:/codes")  # labels read whole
+    np.testing.assert_array_equal(clf_codes.classes_, [0, 1])
+    np.testing.assert_array_equal(clf_codes.predict(X) == 1, clf.predict(X) == "high")
+
+
+def test_dask_array_inputs_are_streamed(regression_data):
+    da = pytest.importorskip("dask.array")
+    X, Y = regression_data
+    params = {"hidden_units": 6, "max_iter": 4, "random_state": 3}
+    streamed = StreamLSRegressor(**params).fit(da.from_array(X, chunks=(64, 5)), Y)
+    np.testing.assert_allclose(
+        streamed.predict(X), StreamLSRegressor(**params).fit(X, Y).predict(X), rtol=1e-10, atol=1e-8
+    )
 
 
 @pytest.mark.slow
