@@ -24,7 +24,7 @@ def initial_weights(anchors: np.ndarray, hidden_units: int, rng: np.random.Gener
     """Hidden weights whose hyperplanes pass through the given standardised rows.
 
     Neuron ``j`` gets a direction ``w_j ~ N(0, 2/d)`` (He scaling) and the bias
-    ``-w_j . x_j`` for anchor row ``x_j``, so every neuron splits the data.
+    ``-w_j . x_j`` (plus ``1e-8 ||w_j||``) for anchor row ``x_j``, so every neuron splits the data.
 
     Parameters
     ----------
@@ -39,5 +39,8 @@ def initial_weights(anchors: np.ndarray, hidden_units: int, rng: np.random.Gener
     d = anchors.shape[1]
     directions = rng.standard_normal((hidden_units, d)) * np.sqrt(2.0 / d)
     points = anchors[np.arange(hidden_units) % len(anchors)]
-    bias = -(directions * points).sum(axis=1, keepdims=True)
+    # The anchor sits just on the active side rather than exactly on the hyperplane:
+    # a pre-activation of 0 +- rounding would make the first pattern, and so the whole
+    # run, depend on how the moments pass happened to be chunked.
+    bias = -(directions * points).sum(axis=1, keepdims=True) + 1e-8 * np.linalg.norm(directions, axis=1, keepdims=True)
     return np.hstack([directions, bias])

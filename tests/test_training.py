@@ -88,15 +88,6 @@ def test_same_model_from_every_format_in_blocks_of_500_rows(
     assert_same_result(result, blocked_reference)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "core bug: initial_weights puts each anchor row exactly on its neuron's hyperplane (u = 0 up to "
-        "rounding), so that row's activation depends on the rounding of the chunk-dependent moments merge; "
-        "the flipped pattern entry changes P by one row and W_1 by ~3%. Fix: give the initial bias a margin "
-        "such as 1e-8 * ||w_j|| (measured: then all chunkings agree to 1e-12)."
-    ),
-    strict=True,
-)
 def test_same_model_for_every_chunking(files, reference_result) -> None:
     specs = files("hdf5", {"X": DATA.X, "y": DATA.y}, chunk_rows=7)
     for chunk_rows in (7, 997, 1500, 2999):

@@ -135,6 +135,7 @@ def accumulate(
     for block in dataset.blocks(start, stop, prefetch=prefetch):
         part = request.on_block(block)
         total = part if total is None else total + part
+        del part  # free this block's matrices before the next block builds its own
         if progress is not None:
             progress(len(block.x))
     if total is None:
