@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .model import TwoLayerModel
 from .sources import Source, open_source
 from .sources.spec import _is_dask_array
-from .training import TrainResult, fit
+from .training import fit
 
 __all__ = ["StreamLSClassifier", "StreamLSRegressor", "expected_failed_checks"]
 
@@ -120,7 +120,7 @@ class _StreamLSBase(BaseEstimator):
         self.random_state = random_state
         self.chunk_rows = chunk_rows
 
-    def _train(self, X: Any, y: Any) -> TrainResult:
+    def _train(self, X: Any, y: Any) -> None:
         """Run :func:`streamls.fit` with these hyperparameters and set the fitted attributes."""
         result = fit(
             X,
@@ -145,11 +145,11 @@ class _StreamLSBase(BaseEstimator):
         has_validation = result.n_validation > 0
         self.validation_loss_curve_ = [record.val_loss for record in result.history] if has_validation else None
         self.best_loss_ = (self.validation_loss_curve_ or self.loss_curve_)[result.best_iteration]
-        return result
+        self.n_features_in_ = model.n_features  # validate_data sets it for arrays, not for sources
 
     def _validated_fit_input(self, X: Any, y: Any, **check: Any) -> tuple[Any, Any]:
         """Validate in-memory ``X, y`` (setting ``n_features_in_``); pass sources through."""
-        if is_out_of_core(X):
+        if is_out_of_core(X) or is_out_of_core(y):
             # Streamed data is checked block by block by streamls; forget names from a past fit.
             self.__dict__.pop("feature_names_in_", None)
             return X, y
@@ -244,7 +244,6 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
         self._validate_params()
         X, y = self._validated_fit_input(X, y, multi_output=True, y_numeric=True)
         self._train(X, y)
-        self.n_features_in_ = self.model_.n_features
         return self
 
     def predict(self, X: Any) -> np.ndarray:
@@ -317,7 +316,6 @@ validation_loss_curve_, best_loss_, n_features_in_, feature_names_in_
             )
         self.classes_ = encoder.classes_
         self._train(X, coded_targets(encoder.transform(np.ravel(y)), len(self.classes_)))
-        self.n_features_in_ = self.model_.n_features
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
