@@ -8,6 +8,13 @@ local, ...) so that load from other processes hits each alike. Prints one JSON o
 result; ratios are taken against the local backend and the one-worker cluster measured in
 the same run.
 
+On a shared machine wall-clock figures measure the CPU share the processes got as much as
+the code, so CPU time is recorded too: ``worker_cpu_seconds`` (all workers, per pass),
+``worker_cpu_vs_local_cpu`` (Dask's CPU cost against the local pass's), ``busy_workers``
+(task compute time over wall time: how many workers computed at once, 2 when both are kept
+busy) and ``cpu_bound_speedup_vs_1_worker`` (the one-worker pass's CPU over the busiest
+worker's CPU in the two-worker pass: the speedup with a free core per worker).
+
 Usage::
 
     python benchmarks/dask_scaling.py [--rows 300000] [--features 24] [--hidden 8] [--repeats 5]
@@ -18,17 +25,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import operator
 import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+from distributed import get_task_stream
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from streamls.backends import LocalBackend
@@ -59,6 +69,37 @@ def seconds(run: Callable[[], Any]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
+
+
+@dataclass
+class Sample:
+    """One timed pass: wall seconds, CPU seconds of this process and of each worker, busy workers."""
+
+    wall: float
+    driver_cpu: float
+    worker_cpu: list[float] = field(default_factory=list)
+    busy_workers: float = math.nan
+
+
+def measure(backend: LocalBackend | DaskBackend, dataset: Dataset, request: StatisticsRequest) -> Sample:
+    """Time one pass; for Dask also the CPU each worker spent and how many computed at once."""
+    if isinstance(backend, LocalBackend):
+        cpu = time.process_time()
+        wall = seconds(lambda: backend.run(dataset, request))
+        return Sample(wall, time.process_time() - cpu)
+    before = backend.client.run(time.process_time)
+    cpu = time.process_time()
+    with get_task_stream(backend.client) as stream:
+        wall = seconds(lambda: backend.run(dataset, request))
+    driver_cpu = time.process_time() - cpu
+    after = backend.client.run(time.process_time)
+    worker_cpu = sorted(after[w] - before[w] for w in after)
+    return Sample(wall, driver_cpu, worker_cpu, compute_seconds(stream.data) / wall)
+
+
+def compute_seconds(stream: list[dict[str, Any]]) -> float:
+    """Seconds spent computing in the tasks of a Dask task stream, summed over tasks."""
+    return sum(s["stop"] - s["start"] for task in stream for s in task["startstops"] if s["action"] == "compute")
 
 
 def task_overhead_ms(backend: DaskBackend, n_tasks: int = 200) -> float:
@@ -107,23 +148,29 @@ def main() -> None:
         for backend in backends.values():
             backend.run(dataset, request)  # warm-up: imports, file handles, worker caches
         # Interleaved repeats, so that load from other processes hits every configuration alike.
-        times: dict[int, list[float]] = {workers: [] for workers in backends}
+        samples: dict[int, list[Sample]] = {workers: [] for workers in backends}
         load_before = os.getloadavg()[0]
         for _ in range(args.repeats):
             for workers, backend in backends.items():
-                times[workers].append(seconds(lambda backend=backend: backend.run(dataset, request)))
-        rates = {workers: args.rows / statistics.median(t) for workers, t in times.items()}
+                samples[workers].append(measure(backend, dataset, request))
+        load_after = os.getloadavg()[0]
 
+        def median(workers: int, value: Callable[[Sample], float]) -> float:
+            return statistics.median(value(sample) for sample in samples[workers])
+
+        rates = {workers: args.rows / median(workers, lambda s: s.wall) for workers in backends}
+        worker_cpu = {workers: median(workers, lambda s: sum(s.worker_cpu)) for workers in clusters}
         common = {
             "benchmark": "dask_scaling", "rows": args.rows, "features": args.features, "hidden": args.hidden,
             "block_rows": dataset.block_rows, "repeats": args.repeats, "cpu_count": os.cpu_count(),
-            "load_average_1min": [load_before, os.getloadavg()[0]],
+            "load_average_1min": [load_before, load_after],
         }
         for workers, backend in backends.items():
             result: dict[str, Any] = {
                 **common, "backend": "local" if workers == 0 else "dask", "workers": workers,
-                "seconds": statistics.median(times[workers]), "seconds_all": times[workers],
+                "seconds": median(workers, lambda s: s.wall), "seconds_all": [s.wall for s in samples[workers]],
                 "rows_per_s": rates[workers], "ratio_vs_local": rates[workers] / rates[0],
+                "client_cpu_seconds": median(workers, lambda s: s.driver_cpu),
             }
             if workers:
                 n_partitions = len(backend.partitions(dataset))
@@ -131,13 +178,22 @@ def main() -> None:
                 result.update(
                     threads_per_worker=1, blas_threads=blas_threads(backend), partitions=n_partitions,
                     tasks_per_pass=2 * n_partitions - 1, task_overhead_ms=overhead,
-                    overhead_share_of_pass=(2 * n_partitions - 1) * overhead / 1e3 / statistics.median(times[workers]),
+                    overhead_share_of_pass=(2 * n_partitions - 1) * overhead / 1e3 / result["seconds"],
+                    busy_workers=median(workers, lambda s: s.busy_workers),
+                    worker_cpu_seconds=median(workers, lambda s: sum(s.worker_cpu)),
+                    max_worker_cpu_seconds=median(workers, lambda s: max(s.worker_cpu)),
+                    worker_cpu_vs_local_cpu=worker_cpu[workers] / median(0, lambda s: s.driver_cpu),
                 )
             else:
                 result.update(blas_threads=1)
             if workers == 2:
                 speedup = rates[2] / rates[1]
-                result.update(speedup_vs_1_worker=speedup, target=TARGET_SPEEDUP, meets_target=speedup >= TARGET_SPEEDUP)
+                result.update(
+                    speedup_vs_1_worker=speedup, target=TARGET_SPEEDUP, meets_target=speedup >= TARGET_SPEEDUP,
+                    # What the wall-clock speedup would be with a free core per worker: the
+                    # one-worker pass's CPU over the busiest of the two workers' CPU.
+                    cpu_bound_speedup_vs_1_worker=worker_cpu[1] / result["max_worker_cpu_seconds"],
+                )
             print(json.dumps(result), flush=True)
 
 
