@@ -221,12 +221,13 @@ class DaskBackend:
             for i, (a, b) in enumerate(ranges)
         ]
         rows = {part.key: b - a for part, (a, b) in zip(parts, ranges)}
-        finished = as_completed(parts) if self.progress is not None else None
+        progress = self.progress
+        finished = as_completed(parts) if progress is not None else None
         root = tree_sum(self.client, parts, name)
         del parts  # the tree holds them now; dropping ours lets workers free summed partials
-        if finished is not None:
+        if progress is not None and finished is not None:
             for future in finished:
-                self.progress(rows[future.key])  # type: ignore[misc]
+                progress(rows[future.key])
         total: Partial[S] = root.result()
         if (total.start, total.stop) != (0, dataset.n_rows):
             raise StreamLSError(f"{dataset.name}: a pass covered rows [{total.start}, {total.stop}) of {dataset.n_rows}")
