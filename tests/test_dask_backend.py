@@ -34,8 +34,8 @@ from streamls.errors import ConfigError, NonFiniteDataError
 from streamls.sources import Dataset, HDF5Source
 from streamls.stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
 
-N_ROWS, N_FEATURES, CHUNK = 6000, 5, 500
-FIT = {"hidden_units": 6, "max_iter": 3, "tol": 0.0, "random_state": 3, "validation_fraction": 0.2, "chunk_rows": CHUNK}
+N_ROWS, N_FEATURES, CHUNK = 6000, 5, 1000
+FIT = {"hidden_units": 6, "max_iter": 2, "tol": 0.0, "random_state": 3, "validation_fraction": 0.2, "chunk_rows": CHUNK}
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def test_worker_errors_reach_the_caller(client: Client, tmp_path: Path, data: tu
     with h5py.File(path, "w") as handle:
         handle.create_dataset("X", data=X, chunks=(CHUNK, N_FEATURES))
         handle.create_dataset("y", data=data[1])
-    with pytest.raises(NonFiniteDataError, match=r"bad.h5:/X: rows 4000-4499: row 4321, column 2"):
+    with pytest.raises(NonFiniteDataError, match=r"bad.h5:/X: rows 4000-4999: row 4321, column 2"):
         streamls.fit(f"{path}:/X", f"{path}:/y", backend="dask", client=client, **FIT)
 
 
