@@ -163,9 +163,31 @@ def hidden_system(P: np.ndarray, Q: np.ndarray, s: np.ndarray, B: np.ndarray) ->
 
 
 def solve_hidden_layer(
-    P: np.ndarray, Q: np.ndarray, s: np.ndarray, B: np.ndarray, l2: float
+    P: np.ndarray,
+    Q: np.ndarray,
+    s: np.ndarray,
+    B: np.ndarray,
+    l2: float,
+    damping: float = 0.0,
+    W_current: np.ndarray | None = None,
 ) -> tuple[np.ndarray, SolveReport, np.ndarray, np.ndarray]:
     """Hidden weights for fixed output weights and a fixed activation pattern.
+
+    Minimises the fixed-pattern loss plus ``lambda ||w||^2 + mu ||w - w_current||^2``
+    with ``lambda = l2 * m`` and ``mu = damping * m`` (``m`` the mean diagonal of ``M``).
+    The proximal term keeps the step inside the region where the pattern it was solved
+    for still holds; without it the exact fixed-pattern optimum can flip a third of the
+    pattern and the realised loss jumps (seen on concrete: 0.03 predicted, 0.8 realised).
+
+    Parameters
+    ----------
+    P, Q, s : the pass statistics, shapes (h p, h p), (h p, k), (h p,)
+    B : numpy.ndarray, shape (h + 1, k)
+    l2 : float
+    damping : float
+        Relative weight of the proximal term; 0 gives the plain ridge solve.
+    W_current : numpy.ndarray, shape (h, p), optional
+        Centre of the proximal term (required when ``damping > 0``).
 
     Returns
     -------
@@ -173,10 +195,13 @@ def solve_hidden_layer(
     report : SolveReport
     M : numpy.ndarray, shape (h p, h p)
     r : numpy.ndarray, shape (h p,)
-        The system, for :func:`hidden_loss`.
+        The undamped system, for :func:`hidden_loss`.
     """
     M, r = hidden_system(P, Q, s, B)
-    w, report = solve_ridge(M, r, scaled_ridge(M, l2), what="hidden layer")
+    ridge = scaled_ridge(M, l2)
+    prox = scaled_ridge(M, damping)
+    rhs = r if damping == 0 else r + prox * np.ravel(W_current)
+    w, report = solve_ridge(M, rhs, ridge + prox, what="hidden layer")
     return w.reshape(B.shape[0] - 1, -1), report, M, r
 
 

@@ -41,6 +41,9 @@ class TrainConfig:
         Activation slope for negative pre-activations, in [0, 1) (0: ReLU).
     l2 : float
         Ridge term relative to the mean diagonal of each layer's Gram matrix (>= 0).
+    damping : float
+        Proximal term pulling each hidden solve toward the current hidden weights, relative
+        to the mean diagonal of its Gram matrix (>= 0; 0: the plain alternating solves).
     max_iter : int
         Most iterations (solves); each costs one pass over the data.
     tol : float
@@ -58,6 +61,7 @@ class TrainConfig:
     hidden_units: int = 32
     alpha: float = 0.0
     l2: float = 1e-6
+    damping: float = 1e-3
     max_iter: int = 100
     tol: float = 1e-4
     n_iter_no_change: int = 10
@@ -72,6 +76,7 @@ class TrainConfig:
             _check_int("random_state", self.random_state, 0)
         _check_real("alpha", self.alpha, 0.0, 1.0, "a float in the range [0, 1)", upper_open=True)
         _check_real("l2", self.l2, 0.0, math.inf, "a float in the range [0, inf)")
+        _check_real("damping", self.damping, 0.0, math.inf, "a float in the range [0, inf)")
         _check_real("tol", self.tol, 0.0, math.inf, "a float in the range [0, inf)")
         _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, "a float in the range [0, 1)", upper_open=True)
 
@@ -284,6 +289,7 @@ class Trainer:
             if reason:
                 return self._result(state, stats, reason)
             state = self._solved(state, stats)
+            del stats  # the next pass builds new matrices; do not hold two sets at once
             if self.callback is not None:
                 self.callback(state, state.history[-1])
 
@@ -336,7 +342,7 @@ class Trainer:
         start = time.perf_counter()
         l2, n, k = self.config.l2, max(stats.n, 1), self.dataset.n_targets
         B, out_report = solve_output_layer(stats.G, stats.C, l2)
-        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2)
+        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2, self.config.damping, state.W)
         predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
         W, V = rebalance(W, B[:-1])
         warnings = [w for w in (out_report.warning, hid_report.warning) if w]
@@ -387,6 +393,7 @@ def fit(
     hidden_units: int = 32,
     alpha: float = 0.0,
     l2: float = TrainConfig.l2,
+    damping: float = TrainConfig.damping,
     max_iter: int = 100,
     tol: float = TrainConfig.tol,
     n_iter_no_change: int = TrainConfig.n_iter_no_change,
@@ -415,6 +422,9 @@ def fit(
         Leaky slope, in [0, 1).
     l2 : float, default 1e-6
         Ridge term, relative to each Gram matrix's mean diagonal.
+    damping : float, default 1e-3
+        Proximal weight keeping each hidden step near the current weights (stabilises the
+        fixed-pattern step); relative to the hidden Gram matrix's mean diagonal.
     max_iter : int, default 100
     tol : float, default 1e-4
         Relative improvement over ``n_iter_no_change`` iterations below which training stops
@@ -444,6 +454,7 @@ def fit(
         hidden_units=hidden_units,
         alpha=alpha,
         l2=l2,
+        damping=damping,
         max_iter=max_iter,
         tol=tol,
         n_iter_no_change=n_iter_no_change,

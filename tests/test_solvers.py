@@ -174,11 +174,11 @@ def test_non_finite_statistics_raise_numerical_error() -> None:
 
 
 def test_singular_hidden_system_in_training_is_reported_in_history() -> None:
-    """A constant input column makes M exactly singular; with l2 = 0 the fallback runs."""
+    """A constant input column makes M exactly singular; with l2 = damping = 0 the fallback runs."""
     rng = np.random.default_rng(3)
     X = np.column_stack([rng.standard_normal((600, 2)), np.full(600, 4.0)])
     y = np.maximum(X[:, 0], 0) - X[:, 1] + 0.1 * rng.standard_normal(600)
-    result = streamls.fit(X, y, hidden_units=4, l2=0.0, max_iter=3, tol=0, random_state=0)
+    result = streamls.fit(X, y, hidden_units=4, l2=0.0, damping=0.0, max_iter=3, tol=0, random_state=0)
     warnings = [r.warning for r in result.history if r.warning]
     assert warnings and all("eigen" in w for w in warnings)
     assert np.isfinite(result.model.W).all() and np.isfinite(result.model.B).all()

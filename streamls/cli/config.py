@@ -20,6 +20,7 @@ from typing import Any
 from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..sources.dataset import NAN_POLICIES
+from ..training import TrainConfig
 from ..sources.spec import split_spec
 
 if sys.version_info >= (3, 11):
@@ -46,7 +47,7 @@ class JobConfig:
         With ``y`` unset: the target column(s) of the table (default: the last).
     out_dir : str or None
         Run directory.
-    hidden_units, alpha, l2, max_iter, tol, n_iter_no_change, validation_fraction
+    hidden_units, alpha, l2, damping, max_iter, tol, n_iter_no_change, validation_fraction
         As in :class:`streamls.TrainConfig`.
     seed : int or None
         ``random_state``; drawn and recorded when unset, so every run can be repeated.
@@ -68,12 +69,13 @@ class JobConfig:
     y: str | None = None
     target_col: list[int] | None = None
     out_dir: str | None = None
-    hidden_units: int = 32
-    alpha: float = 0.0
-    l2: float = 1e-6
-    max_iter: int = 100
-    tol: float = 1e-4
-    n_iter_no_change: int = 10
+    hidden_units: int = TrainConfig.hidden_units
+    alpha: float = TrainConfig.alpha
+    l2: float = TrainConfig.l2
+    damping: float = TrainConfig.damping
+    max_iter: int = TrainConfig.max_iter
+    tol: float = TrainConfig.tol
+    n_iter_no_change: int = TrainConfig.n_iter_no_change
     seed: int | None = None
     validation_fraction: float = 0.0
     chunk_rows: int | None = None
@@ -94,6 +96,7 @@ class JobConfig:
             "hidden_units": self.hidden_units,
             "alpha": self.alpha,
             "l2": self.l2,
+            "damping": self.damping,
             "max_iter": self.max_iter,
             "tol": self.tol,
             "n_iter_no_change": self.n_iter_no_change,
@@ -112,6 +115,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "hidden_units": (int,),
     "alpha": (float, int),
     "l2": (float, int),
+    "damping": (float, int),
     "max_iter": (int,),
     "tol": (float, int),
     "n_iter_no_change": (int,),
