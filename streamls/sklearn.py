@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .model import TwoLayerModel
 from .sources import Source, open_source
 from .sources.spec import _is_dask_array
-from .training import fit
+from .training import TrainConfig, fit
 
 __all__ = ["StreamLSClassifier", "StreamLSRegressor", "expected_failed_checks"]
 
@@ -89,6 +89,7 @@ class _StreamLSBase(BaseEstimator):
         "hidden_units": [Interval(Integral, 1, None, closed="left")],
         "alpha": [Interval(Real, 0, 1, closed="left")],
         "l2": [Interval(Real, 0, None, closed="left")],
+        "damping": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -103,6 +104,7 @@ class _StreamLSBase(BaseEstimator):
         *,
         alpha: float = 0.0,
         l2: float = 0.02,
+        damping: float = TrainConfig.damping,
         max_iter: int = 20,
         tol: float = 1e-4,
         n_iter_no_change: int = 10,
@@ -113,6 +115,7 @@ class _StreamLSBase(BaseEstimator):
         self.hidden_units = hidden_units
         self.alpha = alpha
         self.l2 = l2
+        self.damping = damping
         self.max_iter = max_iter
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -128,6 +131,7 @@ class _StreamLSBase(BaseEstimator):
             hidden_units=self.hidden_units,
             alpha=self.alpha,
             l2=self.l2,
+            damping=self.damping,
             max_iter=self.max_iter,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
@@ -187,6 +191,10 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
         clean data less (1e-3). The default tied for the best mean 5-fold CV R^2 over
         diabetes, airfoil, concrete and elevators at 16 and 32 hidden units
         (``docs/sklearn.md``).
+    damping : float, default 1e-3
+        Proximal term keeping each hidden solve near the current hidden weights, relative
+        to the hidden Gram matrix's mean diagonal (0: plain alternating solves); as in
+        :func:`streamls.fit`.
     max_iter : int, default 20
         Most alternating iterations (one pass over the data each). Fewer than
         :func:`streamls.fit`'s 100: in cross-validation 50 iterations scored no better.
