@@ -42,8 +42,9 @@ class TrainConfig:
     l2 : float
         Ridge term relative to the mean diagonal of each layer's Gram matrix (>= 0).
     damping : float
-        Proximal term pulling each hidden solve toward the current hidden weights, relative
-        to the mean diagonal of its Gram matrix (>= 0; 0: the plain alternating solves).
+        Initial weight of the proximal term pulling each hidden solve toward the current
+        hidden weights, relative to the mean diagonal of its Gram matrix (>= 0; 0: the plain
+        alternating solves). Adapted every iteration by :func:`next_damping`.
     max_iter : int
         Most iterations (solves); each costs one pass over the data.
     tol : float
@@ -61,7 +62,7 @@ class TrainConfig:
     hidden_units: int = 32
     alpha: float = 0.0
     l2: float = 1e-6
-    damping: float = 1e-3
+    damping: float = 1e-2
     max_iter: int = 100
     tol: float = 1e-4
     n_iter_no_change: int = 10
@@ -113,6 +114,7 @@ class IterationRecord:
     seconds: float
     rows_per_second: float
     warning: str | None = None
+    damping: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class SolveOutcome:
     condition: float = math.nan
     warning: str | None = None
     seconds: float = 0.0
+    damping: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,25 @@ def stop_reason(losses: Sequence[float], tol: float, window: int) -> str | None:
     if before - recent <= tol * abs(before):
         return f"relative improvement below tol={tol:g} over the last {window} iterations"
     return None
+
+
+#: Adaptive damping: the factor after a rise of the realised loss, after a fall, and the
+#: range relative to the initial damping. A rise means the fixed-pattern step was too
+#: long for the pattern it assumed; steady falls let the damping fade to plain ALS steps.
+DAMPING_UP, DAMPING_DOWN, DAMPING_RANGE = 4.0, 0.5, (1e-2, 1e5)
+
+
+def next_damping(previous: float, train_losses: Sequence[float], initial: float) -> float:
+    """Damping of the next hidden solve, from the last one and the realised losses.
+
+    Quadrupled when the last model's training loss rose above the one before, halved when
+    it fell, kept within ``initial * DAMPING_RANGE``; ``initial`` for the first solve.
+    """
+    if initial == 0 or math.isnan(previous) or len(train_losses) < 2:
+        return initial
+    factor = DAMPING_UP if train_losses[-1] > train_losses[-2] else DAMPING_DOWN
+    low, high = DAMPING_RANGE
+    return float(min(max(previous * factor, initial * low), initial * high))
 
 
 class Trainer:
@@ -320,6 +342,7 @@ class Trainer:
             seconds=solve.seconds + pass_seconds,
             rows_per_second=self.dataset.n_rows / pass_seconds if pass_seconds > 0 else math.inf,
             warning=solve.warning,
+            damping=solve.damping,
         )
         if not math.isfinite(record.train_loss):
             raise NumericalError(f"iteration {state.iteration}: training loss is {record.train_loss}; weights diverged")
@@ -342,7 +365,8 @@ class Trainer:
         start = time.perf_counter()
         l2, n, k = self.config.l2, max(stats.n, 1), self.dataset.n_targets
         B, out_report = solve_output_layer(stats.G, stats.C, l2)
-        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2, self.config.damping, state.W)
+        damping = next_damping(state.solve.damping, [r.train_loss for r in state.history], self.config.damping)
+        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2, damping, state.W)
         predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
         W, V = rebalance(W, B[:-1])
         warnings = [w for w in (out_report.warning, hid_report.warning) if w]
@@ -353,6 +377,7 @@ class Trainer:
             condition=hid_report.condition,
             warning="; ".join(warnings) or None,
             seconds=time.perf_counter() - start,
+            damping=damping,
         )
         return replace(state, iteration=state.iteration + 1, W=W, B=np.vstack([V, B[-1:]]), W_prev=state.W, solve=solve)
 
@@ -422,9 +447,10 @@ def fit(
         Leaky slope, in [0, 1).
     l2 : float, default 1e-6
         Ridge term, relative to each Gram matrix's mean diagonal.
-    damping : float, default 1e-3
-        Proximal weight keeping each hidden step near the current weights (stabilises the
-        fixed-pattern step); relative to the hidden Gram matrix's mean diagonal.
+    damping : float, default 1e-2
+        Initial proximal weight keeping each hidden step near the current weights, relative
+        to the hidden Gram matrix's mean diagonal; raised after a step that increased the
+        training loss, lowered after one that decreased it (0: plain ALS).
     max_iter : int, default 100
     tol : float, default 1e-4
         Relative improvement over ``n_iter_no_change`` iterations below which training stops

@@ -78,7 +78,7 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     model.add_argument("--alpha", type=float, default=S, help="leaky slope in [0, 1) (default 0: ReLU)")
     model.add_argument("--l2", type=float, default=S, help="ridge term relative to the mean diagonal (default 1e-6)")
     model.add_argument("--damping", type=float, default=S,
-                       help="proximal weight keeping each hidden step near the current weights (default 1e-3)")
+                       help="initial proximal weight keeping each hidden step near the current weights; adapted per iteration (default 1e-2)")
     model.add_argument("--max-iter", type=int, default=S, help="most iterations (default 100)")
     model.add_argument("--tol", type=float, default=S, help="relative improvement to go on (default 1e-4; 0 runs all)")
     model.add_argument("--n-iter-no-change", type=_positive_int, default=S, help="window of the stopping rule (default 10)")
