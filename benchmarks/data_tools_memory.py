@@ -1,7 +1,7 @@
 """Peak RSS of ``data_tools convert`` and ``synth`` does not grow with the number of rows.
 
-Each tool runs in its own subprocess at 1M and at 8M rows; its peak RSS comes from
-``wait4`` (``ru_maxrss``). Prints one JSON object per tool with both figures and their
+Each tool runs in its own subprocess at 1M and at 8M rows; its peak RSS is the
+process's own ``VmHWM`` at exit. Prints one JSON object per tool with both figures and their
 ratio (the claim: within 10%, i.e. ratio <= 1.10).
 
     python benchmarks/data_tools_memory.py [--dir /tmp] [--small 1000000] [--large 8000000]
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -44,7 +43,7 @@ def measure(tool: str, rows: int, work: Path) -> tuple[int, float]:
     else:
         command = ["synth", str(out), "--rows", str(rows), "--features", str(FEATURES), "--workers", "2"]
     try:
-        _, rss, seconds = run_child([sys.executable, "-m", "data_tools", *command, "--no-progress"])
+        _, rss, seconds = run_child("data_tools", [*command, "--no-progress"])
     finally:
         for path in work.glob(f"*_{rows}.*"):
             path.unlink()

@@ -2,8 +2,8 @@
 
 Generates ``X`` (float32, d columns) and ``y`` with ``data_tools synth`` (default size:
 1.25x MemTotal on disk), then trains ``h = 8`` hidden units for 3 iterations
-(``max_iter=3, tol=0``) with ``streamls.fit`` in a subprocess, whose peak RSS comes from
-``wait4`` (``ru_maxrss``). Prints one JSON object: dataset bytes, RAM bytes, peak RSS and
+(``max_iter=3, tol=0``) with ``streamls.fit`` in a subprocess, whose peak RSS is its own
+``VmHWM`` read at exit. Prints one JSON object: dataset bytes, RAM bytes, peak RSS and
 its ratio to the dataset, rows/s of every pass and the training loss per iteration.
 
     python benchmarks/out_of_core.py                       # 1.25x RAM (tens of GB)
@@ -72,17 +72,36 @@ def disk_write_speed(directory: Path, nbytes: int = 1 << 30) -> float:
         path.unlink(missing_ok=True)
 
 
-def run_child(command: list[str]) -> tuple[str, int, float]:
-    """Run a command; return its stdout, its own peak RSS in bytes (wait4) and wall seconds."""
+#: Runs a module or script and, at exit, writes the process's own peak RSS (VmHWM) to stderr.
+#: VmHWM belongs to the address space made by exec, unlike wait4's ru_maxrss, which also
+#: counts the parent's RSS at fork time.
+PEAK_RSS_WRAPPER = """
+import atexit, runpy, sys
+def report():
+    with open("/proc/self/status") as status:
+        sys.stderr.write(next(line for line in status if line.startswith("VmHWM:")))
+atexit.register(report)
+sys.argv = sys.argv[1:]
+if sys.argv[0].endswith(".py"):
+    runpy.run_path(sys.argv[0], run_name="__main__")
+else:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def run_child(target: str, args: list[str]) -> tuple[str, int, float]:
+    """Run a module (``"data_tools"``) or script with ``args``; return stdout, peak RSS bytes, seconds."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO, text=True)
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{command[:4]} failed with status {process.returncode}")
-    return output, usage.ru_maxrss * 1024, time.perf_counter() - start
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_WRAPPER, target, *args], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    seconds = time.perf_counter() - start
+    lines = done.stderr.splitlines()
+    sys.stderr.write("".join(line + "\n" for line in lines if not line.startswith("VmHWM:")))
+    if done.returncode:
+        raise SystemExit(f"{target} {' '.join(args[:3])} failed with status {done.returncode}")
+    hwm = next(int(line.split()[1]) * 1024 for line in reversed(lines) if line.startswith("VmHWM:"))
+    return done.stdout, hwm, seconds
 
 
 def train_child(spec_x: str, spec_y: str, hidden_units: int, max_iter: int) -> None:
@@ -91,14 +110,11 @@ def train_child(spec_x: str, spec_y: str, hidden_units: int, max_iter: int) -> N
 
     result = streamls.fit(spec_x, spec_y, hidden_units=hidden_units, max_iter=max_iter, tol=0.0, random_state=0)
     table = result.history_table()
-    with open("/proc/self/status") as handle:
-        hwm = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmHWM:"))
     print(json.dumps({
         "rows_per_second": [float(v) for v in table["rows_per_second"]],
         "train_loss": [float(v) for v in table["train_loss"]],
         "seconds": [float(v) for v in table["seconds"]],
         "rows_read": result.extra["rows_read"],
-        "vm_hwm_bytes": hwm,
     }))
 
 
@@ -132,14 +148,14 @@ def main() -> None:
     sep = ":/" if args.format == "h5" else ":"
     disk_speed = disk_write_speed(args.dir)
     try:
-        _, synth_rss, synth_seconds = run_child([
-            sys.executable, "-m", "data_tools", "synth", str(path), "--rows", str(rows), "--features",
-            str(args.features), "--workers", str(args.workers), "--overwrite", "--no-progress",
+        _, synth_rss, synth_seconds = run_child("data_tools", [
+            "synth", str(path), "--rows", str(rows), "--features", str(args.features), "--workers",
+            str(args.workers), "--overwrite", "--no-progress",
         ])
         dataset = disk_bytes(path)
-        output, train_rss, train_seconds = run_child([
-            sys.executable, __file__, "--train-child", f"{path}{sep}X", f"{path}{sep}y",
-            "--hidden-units", str(args.hidden_units), "--max-iter", str(args.max_iter),
+        output, train_rss, train_seconds = run_child(__file__, [
+            "--train-child", f"{path}{sep}X", f"{path}{sep}y", "--hidden-units", str(args.hidden_units),
+            "--max-iter", str(args.max_iter),
         ])
     finally:
         if not args.keep and path.exists():
@@ -156,7 +172,6 @@ def main() -> None:
         "dataset_over_ram": dataset / ram,
         "peak_rss_bytes": train_rss,
         "peak_rss_over_dataset": train_rss / dataset,
-        "vm_hwm_bytes": history["vm_hwm_bytes"],
         "synth_seconds": synth_seconds,
         "synth_bytes_per_second": dataset / synth_seconds,
         "disk_write_reference_bytes_per_second": disk_speed,
