@@ -1,13 +1,17 @@
-"""Model files: an HDF5 file or a Zarr group, no pickle.
+"""Files of named float64 arrays plus JSON metadata: models (and the CLI's checkpoints).
 
-Layout (format version 1):
+One mechanism, no pickle: an HDF5 file or a Zarr group holding
 
-- attributes ``format = "streamls.TwoLayerModel"``, ``format_version = 1``, ``checksum``
-  (SHA-256 of every array's bytes and of the metadata, in a fixed order);
-- arrays ``W``, ``B``, ``x_mean``, ``x_scale``, ``y_mean``, ``y_scale`` (float64);
-- array ``metadata``: UTF-8 JSON bytes with ``alpha``, ``target_is_1d``,
-  ``hyperparameters``, ``history``, ``info`` and the writing streamls version. Kept as an
-  array rather than an attribute because HDF5 attributes are limited to 64 KiB.
+- attributes ``format`` (what the file is), ``format_version`` and ``checksum`` (SHA-256
+  of every array's name, shape and bytes, in name order, and of the metadata);
+- one float64 array per name;
+- array ``metadata``: UTF-8 JSON bytes. Kept as an array rather than an attribute
+  because HDF5 attributes are limited to 64 KiB.
+
+Writes are atomic (:class:`~streamls.sources.sinks.OutputFile`). Model files (format
+``streamls.TwoLayerModel``, version 1) hold arrays ``W``, ``B``, ``x_mean``, ``x_scale``,
+``y_mean``, ``y_scale`` and metadata ``alpha``, ``target_is_1d``, ``hyperparameters``,
+``history``, ``info`` and the writing streamls version.
 """
 
 from __future__ import annotations
@@ -27,20 +31,14 @@ from .model import TwoLayerModel
 from .sources.sinks import OutputFile
 from .stats import Standardizer
 
-FORMAT = "streamls.TwoLayerModel"
-FORMAT_VERSION = 1
-ARRAYS = ("W", "B", "x_mean", "x_scale", "y_mean", "y_scale")
+MODEL_FORMAT = "streamls.TwoLayerModel"
+MODEL_FORMAT_VERSION = 1
 
 
-def _arrays(model: TwoLayerModel) -> dict[str, np.ndarray]:
-    st = model.standardizer
-    values = (model.W, model.B, st.x_mean, st.x_scale, st.y_mean, st.y_scale)
-    return {name: np.ascontiguousarray(v, dtype=np.float64) for name, v in zip(ARRAYS, values)}
-
-
-def _checksum(arrays: dict[str, np.ndarray], metadata: bytes) -> str:
+def checksum(arrays: dict[str, np.ndarray], metadata: bytes) -> str:
+    """SHA-256 over the arrays (by name) and the metadata bytes, as a hex string."""
     digest = hashlib.sha256()
-    for name in ARRAYS:
+    for name in sorted(arrays):
         digest.update(name.encode())
         digest.update(str(arrays[name].shape).encode())
         digest.update(arrays[name].tobytes())
@@ -48,11 +46,12 @@ def _checksum(arrays: dict[str, np.ndarray], metadata: bytes) -> str:
     return digest.hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy arrays and scalars turned into JSON types."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -60,45 +59,108 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_model(model: TwoLayerModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
-    """Write ``model`` to ``path`` (``.h5``/``.hdf5``: HDF5; ``.zarr``: Zarr group), atomically."""
-    arrays = _arrays(model)
-    metadata = json.dumps(
-        _jsonable(
-            {
-                "alpha": model.alpha,
-                "target_is_1d": model.target_is_1d,
-                "hyperparameters": model.hyperparameters,
-                "history": model.history,
-                "info": model.info,
-                "streamls_version": __version__,
-            }
-        ),
-        allow_nan=True,
-    ).encode()
+def write_record(
+    path: str | os.PathLike[str],
+    file_format: str,
+    version: int,
+    arrays: dict[str, np.ndarray | None],
+    metadata: dict[str, Any],
+    overwrite: bool = True,
+) -> None:
+    """Write arrays (``None`` values are left out) and metadata atomically to ``path``."""
+    values = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in arrays.items() if v is not None}
+    meta = json.dumps(jsonable(metadata), allow_nan=True).encode()
     with OutputFile(path, overwrite=overwrite) as out:
-        for name, value in arrays.items():
+        for name, value in values.items():
             out.create_array(name, value.shape, np.float64, data=value)
-        out.create_array("metadata", (len(metadata),), np.uint8, data=np.frombuffer(metadata, dtype=np.uint8))
-        out.attrs["format"] = FORMAT
-        out.attrs["format_version"] = FORMAT_VERSION
-        out.attrs["checksum"] = _checksum(arrays, metadata)
+        out.create_array("metadata", (len(meta),), np.uint8, data=np.frombuffer(meta, dtype=np.uint8))
+        out.attrs["format"] = file_format
+        out.attrs["format_version"] = version
+        out.attrs["checksum"] = checksum(values, meta)
 
 
-def _open_group(path: str) -> tuple[Any, Any]:
-    """Open a model file read-only; returns (group, closer)."""
+def _open_group(path: str, what: str) -> tuple[Any, Any]:
+    """Open an HDF5 file or Zarr group read-only; returns (group, closer or None)."""
     if not os.path.exists(path):
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such {what} file")
     if os.path.isdir(path):
         try:
             return zarr.open_group(path, mode="r"), None
         except Exception as exc:  # zarr raises many types for a damaged store
-            raise ModelFileError(f"{path}: not a readable Zarr model group ({exc})") from exc
+            raise ModelFileError(f"{path}: not a readable Zarr {what} group ({exc})") from exc
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise ModelFileError(f"{path}: not a readable HDF5 model file, perhaps truncated ({exc})") from exc
+        raise ModelFileError(f"{path}: not a readable HDF5 {what} file, perhaps truncated ({exc})") from exc
     return handle, handle
+
+
+def read_record(
+    path: str | os.PathLike[str], file_format: str, version: int, what: str
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read a file written by :func:`write_record`, checking format, version and checksum.
+
+    ``what`` names the kind of file in messages (``"model"``, ``"checkpoint"``).
+
+    Returns
+    -------
+    arrays : dict of str to numpy.ndarray (float64)
+    metadata : dict
+
+    Raises
+    ------
+    ModelFileError
+        When the file is missing, of another format or version, truncated, or does not
+        match its checksum.
+    """
+    path = os.fspath(path).rstrip("/")
+    group, closer = _open_group(path, what)
+    try:
+        attrs = dict(group.attrs)
+        if attrs.get("format") != file_format:
+            raise ModelFileError(f"{path}: not a streamls {what} file (format attribute {attrs.get('format')!r})")
+        found = int(attrs.get("format_version", -1))
+        if found != version:
+            raise ModelFileError(
+                f"{path}: {file_format} format version {found}; this streamls {__version__} reads version {version}"
+            )
+        try:
+            names = [name for name in group.keys() if name != "metadata"]
+            arrays = {name: np.asarray(group[name][...], dtype=np.float64) for name in names}
+            meta = np.asarray(group["metadata"][...], dtype=np.uint8).tobytes()
+        except Exception as exc:  # h5py and zarr raise OSError, KeyError or codec errors on damage
+            raise ModelFileError(f"{path}: arrays unreadable, the file is truncated or damaged ({exc})") from exc
+    finally:
+        if closer is not None:
+            closer.close()
+    if checksum(arrays, meta) != attrs.get("checksum"):
+        raise ModelFileError(f"{path}: checksum mismatch; the file was modified or damaged")
+    return arrays, json.loads(meta)
+
+
+def standardizer_arrays(standardizer: Standardizer) -> dict[str, np.ndarray]:
+    """The standardisation as named arrays, for :func:`write_record`."""
+    st = standardizer
+    return {"x_mean": st.x_mean, "x_scale": st.x_scale, "y_mean": st.y_mean, "y_scale": st.y_scale}
+
+
+def standardizer_from(arrays: dict[str, np.ndarray]) -> Standardizer:
+    """Inverse of :func:`standardizer_arrays`."""
+    return Standardizer(arrays["x_mean"], arrays["x_scale"], arrays["y_mean"], arrays["y_scale"])
+
+
+def save_model(model: TwoLayerModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
+    """Write ``model`` to ``path`` (``.h5``/``.hdf5``: HDF5; ``.zarr``: Zarr group), atomically."""
+    metadata = {
+        "alpha": model.alpha,
+        "target_is_1d": model.target_is_1d,
+        "hyperparameters": model.hyperparameters,
+        "history": model.history,
+        "info": model.info,
+        "streamls_version": __version__,
+    }
+    arrays = {"W": model.W, "B": model.B, **standardizer_arrays(model.standardizer)}
+    write_record(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, arrays, metadata, overwrite=overwrite)
 
 
 def load_model(path: str | os.PathLike[str]) -> TwoLayerModel:
@@ -110,36 +172,17 @@ def load_model(path: str | os.PathLike[str]) -> TwoLayerModel:
         When the file is missing, not a model, of another format version, truncated or
         does not match its checksum.
     """
-    path = os.fspath(path).rstrip("/")
-    group, closer = _open_group(path)
+    arrays, meta = read_record(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "model")
     try:
-        attrs = dict(group.attrs)
-        if attrs.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: not a streamls model file (format attribute {attrs.get('format')!r})")
-        version = int(attrs.get("format_version", -1))
-        if version != FORMAT_VERSION:
-            raise ModelFileError(
-                f"{path}: model format version {version}; this streamls {__version__} reads version {FORMAT_VERSION}"
-            )
-        try:
-            arrays = {name: np.asarray(group[name][...], dtype=np.float64) for name in ARRAYS}
-            metadata = np.asarray(group["metadata"][...], dtype=np.uint8).tobytes()
-        except Exception as exc:  # h5py and zarr raise OSError, KeyError or codec errors on damage
-            raise ModelFileError(f"{path}: model arrays unreadable, the file is truncated or damaged ({exc})") from exc
-    finally:
-        if closer is not None:
-            closer.close()
-    if _checksum(arrays, metadata) != attrs.get("checksum"):
-        raise ModelFileError(f"{path}: checksum mismatch; the model file was modified or damaged")
-    meta = json.loads(metadata)
-    standardizer = Standardizer(arrays["x_mean"], arrays["x_scale"], arrays["y_mean"], arrays["y_scale"])
-    return TwoLayerModel(
-        W=arrays["W"],
-        B=arrays["B"],
-        alpha=float(meta["alpha"]),
-        standardizer=standardizer,
-        target_is_1d=bool(meta["target_is_1d"]),
-        hyperparameters=meta["hyperparameters"],
-        history=meta["history"],
-        info=meta["info"],
-    )
+        return TwoLayerModel(
+            W=arrays["W"],
+            B=arrays["B"],
+            alpha=float(meta["alpha"]),
+            standardizer=standardizer_from(arrays),
+            target_is_1d=bool(meta["target_is_1d"]),
+            hyperparameters=meta["hyperparameters"],
+            history=meta["history"],
+            info=meta["info"],
+        )
+    except KeyError as exc:
+        raise ModelFileError(f"{os.fspath(path)}: model file lacks {exc}") from exc

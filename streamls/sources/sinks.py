@@ -49,6 +49,15 @@ def _fsync_tree(path: str) -> None:
             os.close(fd)
 
 
+def _fsync_directory(path: str) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class OutputFile:
     """A new HDF5 file or Zarr group, written under a temporary name.
 
@@ -150,6 +159,7 @@ class OutputFile:
         if os.path.lexists(self.path):
             _remove(self.path)
         os.replace(self.tmp_path, self.path)
+        _fsync_directory(os.path.dirname(os.path.abspath(self.path)))
 
 
 def _zarr_compressors(compression: str | None, path: str) -> Any:
