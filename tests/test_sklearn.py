@@ -50,7 +50,9 @@ def test_regressor_matches_the_core_and_its_weights_reproduce_predict(regression
     X, Y = regression_data
     params = {"hidden_units": 8, "alpha": 0.1, "l2": 0.01, "max_iter": 6, "random_state": 4}
     est = StreamLSRegressor(**params).fit(X, Y)
-    reference = streamls.fit(X, Y, tol=est.tol, n_iter_no_change=est.n_iter_no_change, **params).model
+    reference = streamls.fit(
+        X, Y, tol=est.tol, n_iter_no_change=est.n_iter_no_change, damping=est.damping, **params
+    ).model
     np.testing.assert_allclose(est.predict(X), reference.predict(X), rtol=1e-12, atol=1e-9)
 
     # coefs_/intercepts_ act on raw inputs and give raw targets: an independent forward pass.
@@ -133,7 +135,9 @@ def test_classifier_is_least_squares_on_coded_labels():
     params = {"hidden_units": 6, "l2": 0.05, "max_iter": 4, "random_state": 2}
     clf = StreamLSClassifier(**params).fit(X, y)
     one_hot = (y[:, None] == np.arange(3)).astype(float)
-    reference = streamls.fit(X, one_hot, tol=clf.tol, n_iter_no_change=clf.n_iter_no_change, **params).model
+    reference = streamls.fit(
+        X, one_hot, tol=clf.tol, n_iter_no_change=clf.n_iter_no_change, damping=clf.damping, **params
+    ).model
     np.testing.assert_allclose(clf.decision_function(X), reference.predict(X), rtol=1e-12, atol=1e-9)
 
 
