@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -124,12 +123,14 @@ def bare_gram_rate(n_rows: int, block: int = 65536) -> float:
 
 def peak_rss_of_pass(x_spec: str, y_spec: str) -> int:
     """Peak RSS in bytes of a fresh process that runs one pass over the given data."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child would
+    # report this (large) parent's peak.
     code = (
-        "import resource, sys; sys.path.insert(0, %r); from pass_throughput import time_pass; "
-        "time_pass(%r, %r); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import sys; sys.path.insert(0, %r); from pass_throughput import time_pass; time_pass(%r, %r); "
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
     ) % (os.path.dirname(os.path.abspath(__file__)), x_spec, y_spec)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return int(out.stdout.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+    return int(out.stdout.strip().splitlines()[-1]) * 1024  # VmHWM is in kB
 
 
 def main(argv: list[str] | None = None) -> None:
