@@ -13,10 +13,10 @@ Layers, each depending only on those above it:
 
 __version__ = "0.1.0"
 
-from .errors import StreamLSError  # noqa: E402
-from .model import TwoLayerModel  # noqa: E402
-from .persistence import load_model  # noqa: E402
-from .training import IterationRecord, TrainConfig, Trainer, TrainResult, fit  # noqa: E402
+from .errors import StreamLSError
+from .model import TwoLayerModel
+from .persistence import load_model
+from .training import IterationRecord, TrainConfig, Trainer, TrainResult, fit
 
 __all__ = [
     "IterationRecord",

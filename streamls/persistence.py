@@ -125,7 +125,7 @@ def read_record(
                 f"{path}: {file_format} format version {found}; this streamls {__version__} reads version {version}"
             )
         try:
-            names = [name for name in group.keys() if name != "metadata"]
+            names = [name for name in group if name != "metadata"]
             arrays = {name: np.asarray(group[name][...], dtype=np.float64) for name in names}
             meta = np.asarray(group["metadata"][...], dtype=np.uint8).tobytes()
         except Exception as exc:  # h5py and zarr raise OSError, KeyError or codec errors on damage

@@ -20,8 +20,8 @@ from typing import Any
 from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..sources.dataset import NAN_POLICIES
-from ..training import TrainConfig
 from ..sources.spec import split_spec
+from ..training import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -41,6 +41,11 @@ class Source(abc.ABC):
             _check_array(self._array, self.name)
         return self._array
 
+    def open(self) -> Source:
+        """Open now, so that a bad path or array fails before any work starts; returns self."""
+        _ = self.array
+        return self
+
     @property
     def shape(self) -> tuple[int, ...]:
         """Stored shape: ``(n_rows,)`` or ``(n_rows, n_cols)``."""

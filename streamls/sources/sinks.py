@@ -148,7 +148,7 @@ class OutputFile:
             array[...] = data
         return array
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.kind == "hdf5" and self.handle is not None:
             self.handle.close()
         self.handle = None

@@ -111,12 +111,7 @@ def open_source(spec: Any, name: str | None = None) -> Source:
             source = HDF5Source(path, inner)
         else:
             source = ZarrSource(path, inner)
-        source.array  # open now, so that a bad spec fails before any work starts
-        return source
+        return source.open()
     if _is_dask_array(spec):
-        source = DaskArraySource(spec, name=name or "dask array")
-        source.array
-        return source
-    source = ArraySource(np.asarray(spec), name=name or "array")
-    source.array
-    return source
+        return DaskArraySource(spec, name=name or "dask array").open()
+    return ArraySource(np.asarray(spec), name=name or "array").open()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-import scipy.linalg.blas as blas
+from scipy.linalg import blas
 
 #: Bytes of one tile of ``a kron x~`` rows: small enough to stay in cache while BLAS
 #: reads it, large enough for the rank-k update to run near peak.
