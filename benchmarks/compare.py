@@ -35,6 +35,7 @@ import gzip
 import json
 import logging
 import math
+import os
 import platform
 import statistics
 import sys
@@ -70,8 +71,6 @@ OVERSHOOT = 0.05
 # on an idle machine with one thread it equals wall time.
 CLOCK: Callable[[], float] = time.process_time
 CLOCK_NAME = "cpu"
-
-log = logging.getLogger("compare")
 
 
 # ----------------------------------------------------------------------------- data
@@ -281,7 +280,7 @@ class H5Batches:
         self._file: h5py.File | None = None
 
     def __len__(self) -> int:
-        return -(-self.n_rows // self.batch)
+        return math.ceil(self.n_rows / self.batch)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         import torch
@@ -545,10 +544,8 @@ def machine_info(threads: int) -> dict[str, Any]:
     import torch
 
     cpu = platform.processor()
-    with contextlib.suppress(OSError):
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    import os
-
+    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as handle:
+        cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
     return {
         "python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
         "sklearn": sklearn.__version__, "h5py": h5py.__version__, "streamls": streamls.__version__,
