@@ -121,9 +121,9 @@ def blas_threads(backend: DaskBackend) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--features", type=int, default=24)
-    parser.add_argument("--hidden", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--features", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--chunk-rows", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
