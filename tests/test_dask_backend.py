@@ -111,6 +111,16 @@ def test_dask_training_equals_local(client: Client, h5_path: str, zarr_path: str
     assert client.status == "running"  # a client the user passed stays open
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dask_training_from_scratch_equals_local(client: Client, h5_path: str, seed: int) -> None:
+    """Including the moments pass, whose merge order differs from the local one."""
+    settings = dict(FIT, random_state=seed, max_iter=8)
+    with threadpool_limits(limits=1):
+        local = streamls.fit(f"{h5_path}:/X", f"{h5_path}:/y", **settings)
+    distributed = streamls.fit(f"{h5_path}:/X", f"{h5_path}:/y", backend="dask", client=client, **settings)
+    assert_same_model(distributed, local, rtol=1e-9)
+
+
 def test_table_with_dropped_rows_equals_local(client: Client, tmp_path: Path, data: tuple[np.ndarray, np.ndarray]) -> None:
     table = np.column_stack(data)
     table[[5, 2500, 5999], [0, 3, N_FEATURES]] = np.nan
