@@ -74,6 +74,7 @@ class PassStatistics:
 
     @property
     def has_hidden(self) -> bool:
+        """Whether the hidden-layer sums ``P``, ``Q`` and ``s`` are present (False for an evaluation-only pass)."""
         return self.P is not None
 
 
@@ -135,7 +136,9 @@ def kron_rows(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> np.ndarray:
     m, h = a.shape
     p, k = x_aug.shape[1], y.shape[1]
     rows = np.empty((m, h * p + k + 1))
-    np.multiply(a[:, :, None], x_aug[:, None, :], out=rows[:, : h * p].reshape(m, h, p))
+    # einsum's outer-product loop runs about twice as fast here as a broadcast multiply,
+    # whose innermost loop is only p long.
+    np.einsum("ij,il->ijl", a, x_aug, out=rows[:, : h * p].reshape(m, h, p))
     rows[:, h * p : h * p + k] = y
     rows[:, -1] = 1.0
     return rows
