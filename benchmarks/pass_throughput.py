@@ -125,10 +125,12 @@ def peak_rss_of_pass(x_spec: str, y_spec: str) -> int:
     """Peak RSS in bytes of a fresh process that runs one pass over the given data."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child would
     # report this (large) parent's peak.
+    here = os.path.dirname(os.path.abspath(__file__))
     code = (
-        "import sys; sys.path.insert(0, %r); from pass_throughput import time_pass; time_pass(%r, %r); "
+        f"import sys; sys.path.insert(0, {here!r}); from pass_throughput import time_pass; "
+        f"time_pass({x_spec!r}, {y_spec!r}); "
         "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
-    ) % (os.path.dirname(os.path.abspath(__file__)), x_spec, y_spec)
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return int(out.stdout.strip().splitlines()[-1]) * 1024  # VmHWM is in kB
 
