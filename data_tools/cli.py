@@ -99,6 +99,7 @@ def _run_inspect(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m data_tools`` and its subcommands convert, synth, split and inspect."""
     parser = argparse.ArgumentParser(
         prog="python -m data_tools", description="Convert, generate, split and inspect data for streamls, streaming."
     )

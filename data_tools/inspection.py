@@ -55,6 +55,7 @@ class ArrayReport:
     columns: ColumnSummary | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (``columns`` as a dict or None), for JSON output."""
         return asdict(self)
 
 

@@ -69,9 +69,17 @@ class TableReader(Protocol):
     has_header: bool
     n_rows_hint: int | None
 
-    def blocks(self, usecols: Sequence[int]) -> Iterator[RowBlock]: ...
+    def blocks(self, usecols: Sequence[int]) -> Iterator[RowBlock]:
+        """Yield every data row's ``usecols`` columns, block by block.
 
-    def close(self) -> None: ...
+        Yields
+        ------
+        RowBlock
+            ``values`` of shape (m, len(usecols)), float64, columns in the order of ``usecols``.
+        """
+
+    def close(self) -> None:
+        """Close the file."""
 
 
 def open_table(
@@ -213,6 +221,7 @@ class CSVReader:
             raise CSVFormatError(self.path, self._next_line, "", f"no data rows {where}")
 
     def close(self) -> None:
+        """Close the file."""
         self._handle.close()
 
 
@@ -312,6 +321,15 @@ class ParquetReader:
         self.n_rows_hint = int(self._file.metadata.num_rows)
 
     def blocks(self, usecols: Sequence[int]) -> Iterator[RowBlock]:
+        """Yield the ``usecols`` columns of up to ``block_rows`` rows at a time, as float64.
+
+        Nulls become NaN.
+
+        Raises
+        ------
+        DataToolsError
+            If a selected column is not numeric or boolean.
+        """
         pa = self._pa
         schema = self._file.schema_arrow
         for j in usecols:
@@ -326,6 +344,7 @@ class ParquetReader:
             yield RowBlock(values)
 
     def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
 

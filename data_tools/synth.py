@@ -120,6 +120,7 @@ class Teacher:
         return features @ self.W2 + self.b2
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """The weights by field name (``W1``, ``b1``, ``W2``, ``b2``), leaving out the None ones of the linear kind."""
         return {name: value for name, value in asdict(self).items() if value is not None}
 
 

@@ -52,14 +52,17 @@ class TwoLayerModel:
 
     @property
     def hidden_units(self) -> int:
+        """Hidden neurons h."""
         return self.W.shape[0]
 
     @property
     def n_features(self) -> int:
+        """Input features d (columns of ``W`` less the bias column)."""
         return self.W.shape[1] - 1
 
     @property
     def n_targets(self) -> int:
+        """Outputs k (columns of ``B``)."""
         return self.B.shape[1]
 
     def predict_standardized(self, x_std: np.ndarray) -> np.ndarray:

@@ -17,6 +17,11 @@ class Backend(Protocol):
     must equal :func:`streamls.stats.accumulate` over the whole dataset up to rounding.
     """
 
-    def run(self, dataset: Dataset, request: PassRequest[S]) -> S: ...
+    def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
+        """Evaluate ``request`` over all rows of ``dataset`` and return the summed statistics.
 
-    def close(self) -> None: ...
+        Must equal ``accumulate(dataset, request)`` up to rounding, counting every row once.
+        """
+
+    def close(self) -> None:
+        """Release what the backend started (clients, clusters); call once, after the last :meth:`run`."""

@@ -127,6 +127,7 @@ class LimitBLASThreads(WorkerPlugin):
     name = "streamls-limit-blas-threads"
 
     def setup(self, worker: Any) -> None:
+        """Called by Dask on each worker at start: cap its BLAS and OpenMP pools at one thread for the worker's life."""
         self._limits = threadpool_limits(limits=1)
 
 
@@ -211,6 +212,17 @@ class DaskBackend:
         return partition_ranges(dataset, PARTITIONS_PER_THREAD * self.threads, self.partition_rows)
 
     def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
+        """Sum ``request``'s statistics over all rows of ``dataset`` on the cluster.
+
+        Sends ``dataset`` and ``request`` to every worker, runs one task per partition (see
+        :meth:`partitions`) and adds the results by :func:`tree_sum`, so the result does not
+        depend on task completion order. ``progress`` gets each finished partition's row count.
+
+        Raises
+        ------
+        StreamLSError
+            If the summed partitions do not cover rows ``[0, n_rows)`` exactly.
+        """
         ranges = self.partitions(dataset)
         name = f"streamls-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         logger.debug("%s: %d partitions over %d worker threads", name, len(ranges), self.threads)

@@ -27,6 +27,10 @@ class LocalBackend:
         self.progress = progress
 
     def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
+        """Sum ``request``'s statistics over all blocks of ``dataset`` in this process.
+
+        Same as :func:`streamls.stats.accumulate` with this backend's ``prefetch`` and ``progress``.
+        """
         return accumulate(dataset, request, prefetch=self.prefetch, progress=self.progress)
 
     def close(self) -> None:

@@ -55,6 +55,7 @@ def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_co
 
 
 def metrics_table(metrics: Metrics) -> str:
+    """A text table with a header line and one line per output: rows, MSE, RMSE and R^2."""
     lines = [f"{'output':>6}  {'rows':>10}  {'MSE':>12}  {'RMSE':>12}  {'R^2':>10}"]
     for c in range(len(metrics.mse)):
         lines.append(f"{c:>6}  {metrics.n:>10}  {metrics.mse[c]:>12.6g}  {metrics.rmse[c]:>12.6g}  {metrics.r2[c]:>10.6f}")
@@ -119,6 +120,7 @@ def _clean(value: Any) -> Any:
 
 
 def summary_text(summary: dict[str, Any]) -> str:
+    """The text form of :func:`model_summary`: one indented block per section, floats to 6 significant digits."""
     lines = [f"model {summary['model']}"]
     for section in ("architecture", "training_data", "hyperparameters", "history"):
         lines.append(f"{section.replace('_', ' ')}:")
@@ -129,6 +131,7 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 def run_info(model_path: str, as_json: bool, out: IO[str]) -> int:
+    """Print a saved model's summary to ``out`` (JSON on one line, or text); return the exit status 0."""
     summary = model_summary(load_model(model_path), model_path)
     print(json.dumps(_clean(summary), allow_nan=False) if as_json else summary_text(summary), file=out)
     return 0
@@ -149,6 +152,11 @@ class Teacher:
 
     @classmethod
     def random(cls, n_features: int, hidden_units: int, noise: float, rng: np.random.Generator) -> Teacher:
+        """A random teacher with d = ``n_features`` inputs and h = ``hidden_units`` neurons.
+
+        ``W`` (h, d) is standard normal over sqrt(d), ``b`` (h,) normal with standard deviation
+        0.5, ``v`` (h,) standard normal.
+        """
         return cls(
             rng.standard_normal((hidden_units, n_features)) / math.sqrt(n_features),
             rng.standard_normal(hidden_units) * 0.5,

@@ -88,6 +88,7 @@ class JobConfig:
 
     @property
     def uses_dask(self) -> bool:
+        """Whether the job runs on Dask: ``backend="dask"``, or a scheduler or worker count is given."""
         return self.backend == "dask" or self.scheduler is not None or self.dask_workers is not None
 
     def train_options(self) -> dict[str, Any]:

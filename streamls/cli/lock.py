@@ -105,6 +105,7 @@ class RunLock:
         )
 
     def release(self) -> None:
+        """Delete the lock file if this object holds it; calling it again, or without holding the lock, does nothing."""
         if self.held:
             self.held = False
             try:

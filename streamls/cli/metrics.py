@@ -29,6 +29,7 @@ class Metrics:
     r2: np.ndarray
 
     def as_dict(self) -> dict[str, object]:
+        """JSON-ready form: ``n`` and the per-output ``mse``, ``rmse`` and ``r2`` as lists of length k."""
         return {"n": self.n, "mse": self.mse.tolist(), "rmse": self.rmse.tolist(), "r2": self.r2.tolist()}
 
 

@@ -140,6 +140,7 @@ class Reporter:
             self.close_bar()
 
     def close_bar(self) -> None:
+        """Close the current pass's progress bar, if one is shown."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -153,5 +154,9 @@ class ReporterHandler(logging.Handler):
         self.reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Pass ``record`` to :meth:`Reporter.message`, with the logger's name as a field.
+
+        DEBUG and INFO records are shown at level ``"debug"``; others keep their level name.
+        """
         level = {logging.DEBUG: "debug", logging.INFO: "debug"}.get(record.levelno, record.levelname.lower())
         self.reporter.message(record.getMessage().rstrip(), level=level, logger=record.name)

@@ -121,6 +121,7 @@ class MemoryEstimate:
 
     @property
     def fixed_bytes(self) -> int:
+        """Bytes that do not grow with the block size: baseline, BLAS workspace, statistics matrices and tile."""
         return self.baseline_bytes + BLAS_WORKSPACE_BYTES + self.matrix_bytes + self.tile_bytes
 
     def peak_bytes(self, block_rows: int) -> int:

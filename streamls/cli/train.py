@@ -76,11 +76,16 @@ class StopFlag:
         self.signum = signum
 
     def check(self) -> None:
+        """Raise :class:`Interrupted` if SIGINT or SIGTERM has arrived; else do nothing."""
         if self.signum is not None:
             raise Interrupted(self.signum)
 
     @contextmanager
     def installed(self) -> Iterator[StopFlag]:
+        """Context manager: record SIGINT and SIGTERM while inside, then restore the previous handlers.
+
+        Yields this flag. Must be entered from the main thread (a :mod:`signal` rule).
+        """
         previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield self
@@ -110,6 +115,11 @@ class ReportingBackend:
         self.iteration = first_iteration
 
     def run(self, dataset: Dataset, request: Any) -> Any:
+        """Announce the pass, run it on the wrapped backend, then close the progress bar.
+
+        A :class:`MomentsRequest` is labelled ``"moments"``; any other request ``"iteration N"``,
+        with N counting up from ``first_iteration``. Returns the wrapped backend's result.
+        """
         if isinstance(request, MomentsRequest):
             label = "moments"
         else:
@@ -121,6 +131,7 @@ class ReportingBackend:
             self.reporter.close_bar()
 
     def close(self) -> None:
+        """Close the wrapped backend."""
         self.inner.close()
 
 
@@ -142,6 +153,7 @@ def open_dataset(job: JobConfig, block_rows: int | None) -> Dataset:
 
 
 def memory_estimate(job: JobConfig, dataset: Dataset) -> MemoryEstimate:
+    """The memory model of the job's network on ``dataset``, with this process's current resident bytes as baseline."""
     return MemoryEstimate(job.hidden_units, dataset.n_features, dataset.n_targets, resident_bytes())
 
 

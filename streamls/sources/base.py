@@ -53,6 +53,7 @@ class Source(abc.ABC):
 
     @property
     def n_rows(self) -> int:
+        """Rows of the stored array."""
         return self.shape[0]
 
     @property
@@ -63,6 +64,7 @@ class Source(abc.ABC):
 
     @property
     def dtype(self) -> np.dtype:
+        """Stored dtype; :meth:`read` returns blocks in it."""
         return np.dtype(self.array.dtype)
 
     @property

@@ -45,10 +45,12 @@ class Block:
 
     @property
     def stop(self) -> int:
+        """Absolute index one past the last row."""
         return self.start + len(self.x)
 
     @property
     def dropped(self) -> int:
+        """Rows of the block that are not kept (0 when ``keep`` is None)."""
         return 0 if self.keep is None else int(len(self.keep) - self.keep.sum())
 
 
@@ -137,18 +139,22 @@ class Dataset:
 
     @property
     def name(self) -> str:
+        """The source's name, or ``"X name | y name"`` with separate inputs and targets; used in messages."""
         return self.x_source.name if self.y_source is None else f"{self.x_source.name} | {self.y_source.name}"
 
     @property
     def n_rows(self) -> int:
+        """Rows n, including any that the NaN policy drops."""
         return self.x_source.n_rows
 
     @property
     def n_features(self) -> int:
+        """Input columns d."""
         return self.x_source.n_cols if self.feature_cols is None else len(self.feature_cols)
 
     @property
     def n_targets(self) -> int:
+        """Target columns k (1 for a 1-D target)."""
         if self.y_source is not None:
             return self.y_source.n_cols
         assert self.target_cols is not None
@@ -183,6 +189,7 @@ class Dataset:
         return prefetched(tasks, enabled=prefetch)
 
     def close(self) -> None:
+        """Close the sources' file handles; they reopen on the next read."""
         self.x_source.close()
         if self.y_source is not None:
             self.y_source.close()

@@ -63,10 +63,12 @@ class HDF5Source(Source):
 
     @property
     def chunk_rows(self) -> int:
+        """Rows in one HDF5 chunk; 1 for a contiguous (unchunked) dataset."""
         chunks = self.array.chunks
         return int(chunks[0]) if chunks else 1
 
     def close(self) -> None:
+        """Close the HDF5 file; the source reopens it on the next read."""
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -97,6 +97,7 @@ class OutputFile:
 
     @property
     def attrs(self) -> Any:
+        """Attributes of the file's root (HDF5 file or Zarr group); available only inside the ``with`` block."""
         return self.handle.attrs
 
     def create_array(

@@ -67,4 +67,5 @@ class ZarrSource(Source):
 
     @property
     def chunk_rows(self) -> int:
+        """Rows in one stored Zarr chunk."""
         return int(self.array.chunks[0])

@@ -117,6 +117,7 @@ class Standardizer:
 
     @classmethod
     def from_moments(cls, moments: DataMoments) -> Standardizer:
+        """The standardisation of the training rows: their column means, and scales from :func:`safe_scale`."""
         return cls(moments.x.mean, safe_scale(moments.x), moments.y.mean, safe_scale(moments.y))
 
     def inputs(self, x: np.ndarray) -> np.ndarray:

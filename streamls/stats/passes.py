@@ -25,7 +25,19 @@ S = TypeVar("S", DataMoments, PassStatistics)
 class PassRequest(Protocol[S]):  # type: ignore[misc]
     """Anything that maps a block of rows to additive statistics."""
 
-    def on_block(self, block: Block) -> S: ...
+    def on_block(self, block: Block) -> S:
+        """Statistics of one block's rows, to be summed with ``+`` over blocks.
+
+        Parameters
+        ----------
+        block : Block
+            Rows ``[block.start, block.stop)``; those not in ``block.keep`` are ignored.
+
+        Returns
+        -------
+        DataMoments or PassStatistics
+            Additive: the statistics of a row range are the sum over its blocks.
+        """
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,16 @@ class MomentsRequest:
     anchor_candidates: np.ndarray
 
     def on_block(self, block: Block) -> DataMoments:
+        """Moments of the block's kept training rows, in the stored units.
+
+        Returns
+        -------
+        DataMoments
+            Column moments of the training rows' inputs (d columns) and targets (k columns),
+            the count of kept validation rows, ``block.dropped``, and the anchor candidates in
+            ``[block.start, block.stop)`` that are training rows: global indices, shape (r_b,),
+            and their inputs as float64, shape (r_b, d).
+        """
         validation = self.holdout.mask(block)
         train = ~validation if block.keep is None else ~validation & block.keep
         lo, hi = np.searchsorted(self.anchor_candidates, [block.start, block.stop])
@@ -105,6 +127,18 @@ class StatisticsRequest:
     hidden: bool = True
 
     def on_block(self, block: Block) -> PassStatistics:
+        """Pass statistics of the block's kept rows under the model ``(W, B)``.
+
+        Inputs and targets are standardised first; validation rows add only to ``n_val`` and
+        ``val_sse``.
+
+        Returns
+        -------
+        PassStatistics
+            Sums over the block's training rows: ``G`` (h + 1, h + 1), ``C`` (h + 1, k), ``sse``
+            (k,), ``active`` (h,) and, when ``hidden``, ``P`` (h p, h p), ``Q`` (h p, k) and ``s``
+            (h p,) with ``p = d + 1``; ``dropped`` is ``block.dropped``.
+        """
         x, y, validation = _kept(block, self.holdout)
         return block_statistics(
             self.standardizer.inputs(x),
