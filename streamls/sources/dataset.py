@@ -195,8 +195,10 @@ class Dataset:
             self.y_source.close()
 
     def _finite_rows(self, x: np.ndarray, y: np.ndarray, start: int, stop: int) -> np.ndarray | None:
-        finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1) if x.dtype.kind == "f" or y.dtype.kind == "f" else None
-        if finite is None or finite.all():
+        if x.dtype.kind != "f" and y.dtype.kind != "f":
+            return None  # integer and bool columns cannot hold NaN or Inf
+        finite = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        if finite.all():
             return None
         if self.nan_policy == "drop":
             return finite
