@@ -7,7 +7,8 @@ Prints one JSON object per result:
   ratio to the rows/s a plain numpy implementation achieves computing the same Gram
   products from in-memory rows of the same shape, measured in the same run (target:
   ratio >= 0.7). Also the stricter ratio to ``Z^T Z`` alone on a prebuilt in-memory ``Z``
-  (which leaves out building ``Z``, the other products and all I/O).
+  (which leaves out building ``Z``, the other products and all I/O), and the speedup of
+  the default pass (one block thread per available core) over one block thread.
 - ``pass_peak_rss``: peak RSS of a process that runs one pass over ``n`` rows, for two
   values of ``n``; the ratio must stay within 10% (memory does not grow with ``n``).
 
@@ -68,15 +69,15 @@ def pass_request(n_features: int, n_targets: int, seed: int = 0):
     return StatisticsRequest(standardizer, W, B, 0.0, Holdout())
 
 
-def time_pass(x_spec: str, y_spec: str) -> float:
-    """Rows/s of one full training pass read from the given data specs."""
+def time_pass(x_spec: str, y_spec: str, workers: int | None = None) -> float:
+    """Rows/s of one full training pass read from the given data specs (``workers``: block threads, default automatic)."""
     from streamls.backends import LocalBackend
     from streamls.sources import Dataset
 
     dataset = Dataset(x_spec, y_spec)
     request = pass_request(dataset.n_features, dataset.n_targets)
     start = time.perf_counter()
-    stats = LocalBackend().run(dataset, request)
+    stats = LocalBackend(workers=workers).run(dataset, request)
     seconds = time.perf_counter() - start
     assert stats.n == dataset.n_rows
     return dataset.n_rows / seconds
@@ -147,10 +148,11 @@ def main(argv: list[str] | None = None) -> None:
         reference_rows = min(args.rows, 524288)
         for kind, (x_spec, y_spec) in specs.items():
             # Interleave and keep the best of two of each: the machine is shared and noisy.
-            rates, references, bare = [], [], []
+            rates, serial, references, bare = [], [], [], []
             for _ in range(2):
                 references.append(numpy_pass_rate(reference_rows))
                 rates.append(time_pass(x_spec, y_spec))
+                serial.append(time_pass(x_spec, y_spec, workers=1))
                 bare.append(bare_gram_rate(reference_rows))
             rate, reference = max(rates), max(references)
             print(json.dumps({
@@ -158,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
                 "pass_rows_per_s": round(rate), "numpy_in_memory_rows_per_s": round(reference),
                 "ratio": round(rate / reference, 3), "target": 0.7,
                 "bare_ZtZ_rows_per_s": round(max(bare)), "ratio_to_bare_ZtZ": round(rate / max(bare), 3),
+                "one_block_thread_rows_per_s": round(max(serial)), "speedup_over_one_block_thread": round(rate / max(serial), 3),
             }), flush=True)
         small, large = args.rss_rows
         rss = {}

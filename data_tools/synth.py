@@ -21,12 +21,13 @@ import numpy as np
 import zarr
 from threadpoolctl import threadpool_limits
 
+from streamls.concurrency import available_threads, ordered_map
 from streamls.errors import parameter_error
 from streamls.sources import open_source
 from streamls.sources.sinks import OutputFile, output_kind
 
 from .errors import DataToolsError
-from .writing import default_chunk_rows, ordered_map, progress_bar
+from .writing import default_chunk_rows, progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def synth(
         Rows per stored chunk (default: about 4 MiB of ``X``).
     compression : str, optional
     workers : int, optional
-        Generator threads (default: the CPU count); one thread writes, in order.
+        Generator threads (default: :func:`streamls.concurrency.available_threads`); one thread writes, in order.
     overwrite, progress
         As for :func:`data_tools.convert`.
 
@@ -183,7 +184,7 @@ def synth(
     """
     if block_rows < 1:
         raise parameter_error("synth", "block_rows", "an int in the range [1, inf)", block_rows)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or available_threads()
     if workers < 1:
         raise parameter_error("synth", "workers", "an int in the range [1, inf)", workers)
     block = -(-block_rows // UNIT_ROWS) * UNIT_ROWS
@@ -199,7 +200,7 @@ def synth(
         out.attrs["data_tools"] = json.dumps({"tool": "synth", "unit_rows": UNIT_ROWS, **asdict(spec)})
         # The teacher's matrices are small: BLAS threads inside each worker would only contend.
         with threadpool_limits(1), progress_bar(progress, n, f"synth {out.path}") as bar:
-            rows = ordered_map(lambda a: generate_rows(spec, teacher, a, min(a + block, n)), starts, workers, 2 * workers)
+            rows = ordered_map(lambda a: generate_rows(spec, teacher, a, min(a + block, n)), starts, workers, 2 * workers, "synth")
             for start, (x_block, y_block) in zip(starts, rows):
                 X[start : start + len(x_block)] = x_block
                 y[start : start + len(y_block)] = y_block.reshape(-1) if k == 1 else y_block

@@ -1,20 +1,14 @@
-"""Pieces every data_tools writer shares: chunk sizing, appending rows, progress, ordered parallel work."""
+"""Pieces every data_tools writer shares: chunk sizing, appending rows, progress."""
 
 from __future__ import annotations
 
 import sys
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from streamls.sources.sinks import OutputFile
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 #: Bytes a stored chunk aims for: large enough for fast sequential I/O and compression,
 #: small enough that a reader's block of whole chunks stays a few tens of MB.
@@ -65,19 +59,3 @@ def progress_bar(enabled: bool | None, total: int | None, desc: str) -> tqdm:
     """A tqdm bar counting rows, shown by default only when stderr is a terminal."""
     show = sys.stderr.isatty() if enabled is None else enabled
     return tqdm(total=total, unit="rows", unit_scale=True, desc=desc, disable=not show, leave=False)
-
-
-def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int, ahead: int) -> Iterator[R]:
-    """``map(function, items)`` on a thread pool, in order, with at most ``ahead`` results pending.
-
-    The bound keeps memory constant: a slow consumer (the single writer) stalls the
-    producers instead of letting finished blocks pile up.
-    """
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="data_tools") as pool:
-        pending: deque[Future[R]] = deque()
-        for item in items:
-            pending.append(pool.submit(function, item))
-            if len(pending) >= ahead:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()

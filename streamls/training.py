@@ -470,7 +470,7 @@ def fit(
     callback : callable, optional
         ``callback(state, record)`` after every iteration (see :class:`Trainer`).
     **backend_options
-        Passed to the backend (``prefetch=False``; ``client=...`` for Dask).
+        Passed to the backend (``prefetch=False`` or ``workers=N`` for local; ``client=...`` for Dask).
 
     Returns
     -------

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -27,9 +28,10 @@ from threadpoolctl import threadpool_limits
 import streamls
 from streamls.cli import main
 from streamls.cli.checkpoint import checkpoint_files, checkpoint_path
-from streamls.cli.config import tomllib
+from streamls.cli.config import JobConfig, tomllib
 from streamls.cli.resources import MemoryEstimate, MemoryLimitError, plan_block_rows
-from streamls.cli.train import MODEL
+from streamls.cli.train import MODEL, local_workers, memory_estimate
+from streamls.sources import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -404,6 +406,23 @@ def test_plan_block_rows_stays_under_limit() -> None:
     assert plan_block_rows(estimate, limit, requested=2500, chunk_rows=1000) == 3000  # whole chunks
     with pytest.raises(MemoryLimitError, match="hidden_units=64"):
         plan_block_rows(estimate, estimate.fixed_bytes + 999 * estimate.row_bytes, requested=65536, chunk_rows=1000)
+
+
+def test_memory_limit_gives_fewer_block_threads_when_more_would_not_fit() -> None:
+    estimate = MemoryEstimate(hidden_units=8, n_features=7, n_targets=1, baseline_bytes=100 << 20, workers=3)
+    single = MemoryEstimate(hidden_units=8, n_features=7, n_targets=1, baseline_bytes=100 << 20)
+    # Each further thread holds three more (h p)^2 matrices, a tile and a block.
+    assert estimate.matrix_bytes - single.matrix_bytes == 2 * 3 * 64**2 * 8
+    further = estimate.matrix_bytes - single.matrix_bytes + 2 * (single.tile_bytes + 1000 * single.row_bytes)
+    assert estimate.peak_bytes(1000) - single.peak_bytes(1000) == further
+    data = teacher_data(n=800, d=7)
+    dataset = Dataset(data.X, data.y, block_rows=400)
+    job = JobConfig(hidden_units=8, threads=3)
+    assert local_workers(job, dataset) == 3  # no limit: as asked
+    # Between the estimates for two and three threads (the baseline, this process's RSS, drifts a little).
+    limit = (memory_estimate(job, dataset, 2).peak_bytes(400) + memory_estimate(job, dataset, 3).peak_bytes(400)) // 2
+    assert local_workers(replace(job, memory_limit=str(limit)), dataset) == 2
+    assert local_workers(replace(job, memory_limit="1MB"), dataset) == 1  # the refusal is check_fits's job
 
 
 def test_live_lock_refuses_and_stale_lock_is_taken_over(long_job: dict, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streamls.errors import NonFiniteDataError
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
 from streamls.stats import (
@@ -126,6 +127,28 @@ def test_pass_statistics_equal_whole_array_formula(k: int, alpha: float) -> None
         stats = pass_statistics(X, Y, standardizer, W, W_prev, B, alpha, VAL_FRACTION, SEED, block_rows)
         assert_matches(stats, ref)
         assert stats.G.shape == (H + 1, H + 1) and stats.P.shape == (H * (D + 1),) * 2
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parallel_blocks_equal_the_whole_array_formula_and_the_serial_sum(workers: int) -> None:
+    X, Y, standardizer, W, W_prev, B = make_problem(3, 0.1)
+    ref = reference(X, Y, standardizer, W, W_prev, B, 0.1, VAL_FRACTION, SEED)
+    serial = pass_statistics(X, Y, standardizer, W, W_prev, B, 0.1, VAL_FRACTION, SEED, 97)
+    rows: list[int] = []
+    parallel = pass_statistics(
+        X, Y, standardizer, W, W_prev, B, 0.1, VAL_FRACTION, SEED, 97, workers=workers, progress=rows.append
+    )
+    assert_matches(parallel, ref)
+    # Parts are summed in block order whichever thread finishes first: the same sum as one thread.
+    assert_matches(parallel, vars(serial), tol=1e-14)
+    assert rows == [min(97, N_ROWS - a) for a in range(0, N_ROWS, 97)]
+
+
+def test_parallel_blocks_propagate_a_bad_block() -> None:
+    X, Y, standardizer, W, _, B = make_problem(1, 0.0)
+    dataset = Dataset(X, Y, nan_policy="error", block_rows=100)
+    with pytest.raises(NonFiniteDataError, match=r"rows 900-999: row 999"):
+        accumulate(dataset, StatisticsRequest(standardizer, W, B, 0.0, Holdout()), 500, workers=3)
 
 
 def test_pass_statistics_without_holdout_or_flips_or_nan() -> None:

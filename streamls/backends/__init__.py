@@ -14,7 +14,7 @@ BACKENDS = ("local", "dask")
 def make_backend(backend: str | Backend, **options: Any) -> Backend:
     """Return a backend instance for a name (``"local"``, ``"dask"``) or pass one through.
 
-    ``options`` go to the backend's constructor (``prefetch`` for local; ``client`` or
+    ``options`` go to the backend's constructor (``prefetch``, ``workers`` for local; ``client`` or
     ``scheduler_address`` for Dask).
     """
     if not isinstance(backend, str):

@@ -1,14 +1,20 @@
-"""In-process backend: one reader thread prefetches blocks while BLAS computes."""
+"""In-process backend: a reader thread prefetches blocks while worker threads compute them."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
 
+from ..concurrency import available_threads
 from ..sources import Dataset
 from ..stats import DataMoments, PassRequest, PassStatistics, accumulate
 
 S = TypeVar("S", DataMoments, PassStatistics)
+
+#: Above this size of one block's statistics (a Gram matrix about 1000 wide) the rank-k
+#: update dominates a pass, BLAS's own threads parallelise it, and blocks in parallel
+#: would only hold more copies of the matrix.
+PARALLEL_BLOCKS_MAX_BYTES = 8 << 20
 
 
 class LocalBackend:
@@ -17,21 +23,37 @@ class LocalBackend:
     Parameters
     ----------
     prefetch : bool
-        Read the next block in a background thread while the current one is computed.
+        Read the next block in a background thread while the current ones are computed.
     progress : callable, optional
         Called with the row count of every finished block (the CLI's progress bar).
+    workers : int, optional
+        Most blocks computed at once, each by its own thread with single-threaded BLAS
+        (default: :func:`streamls.concurrency.available_threads`, which follows
+        ``threadpool_limits`` and the BLAS thread variables). Passes whose per-block
+        statistics exceed :data:`PARALLEL_BLOCKS_MAX_BYTES` run one block at a time.
     """
 
-    def __init__(self, prefetch: bool = True, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, prefetch: bool = True, progress: Callable[[int], None] | None = None, workers: int | None = None) -> None:
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1 or None, got {workers}")
         self.prefetch = prefetch
         self.progress = progress
+        self.workers = workers
+
+    def workers_for(self, request: PassRequest[S]) -> int:
+        """Threads that compute ``request``'s blocks: at most ``workers`` and the available threads."""
+        if request.statistics_bytes > PARALLEL_BLOCKS_MAX_BYTES:
+            return 1
+        available = available_threads()
+        return available if self.workers is None else min(self.workers, available)
 
     def run(self, dataset: Dataset, request: PassRequest[S]) -> S:
         """Sum ``request``'s statistics over all blocks of ``dataset`` in this process.
 
-        Same as :func:`streamls.stats.accumulate` with this backend's ``prefetch`` and ``progress``.
+        Same as :func:`streamls.stats.accumulate` with this backend's ``prefetch``, ``progress``
+        and :meth:`workers_for` threads.
         """
-        return accumulate(dataset, request, prefetch=self.prefetch, progress=self.progress)
+        return accumulate(dataset, request, prefetch=self.prefetch, progress=self.progress, workers=self.workers_for(request))
 
     def close(self) -> None:
         """Nothing to release."""

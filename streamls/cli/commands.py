@@ -186,7 +186,7 @@ def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: st
     reporter.message(f"demo: {rows} rows of a random 8-12-1 ReLU teacher (noise 0.1), hidden_units={hidden_units}")
     dataset = Dataset(ArraySource(X, name="demo inputs"), ArraySource(y, name="demo targets"), block_rows=8192)
     stop = StopFlag()
-    backend = build_backend(job, reporter.advance)
+    backend = build_backend(job, dataset, reporter.advance)
     try:
         with limited_threads(threads):
             result = train_loop(dataset, config, backend, reporter, stop)

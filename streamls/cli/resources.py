@@ -8,6 +8,8 @@ the new block's upper triangle, full matrix and triangle temporary. During the s
 are five: ``P``, ``M``, ``M`` plus the ridge, its Cholesky factor and the temporary of the
 norm estimate. Measured with tracemalloc (h = 48 and 64, d = 31), the live peak was
 6.1 matrices plus the block buffers. Everything else scales with the block's rows.
+Each further thread computing blocks in parallel holds one more block's buffers and
+three more matrices (its upper triangle, full matrix and finished part).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..stats.pass_stats import TILE_BYTES
 
-#: Matrices of size ``(h p)^2`` alive at the peak (see the module docstring).
-MATRIX_COPIES = 6
+#: Matrices of size ``(h p)^2`` alive at the peak with one block thread, and per further thread
+#: (see the module docstring).
+MATRIX_COPIES, MATRIX_COPIES_PER_WORKER = 6, 3
 #: Resident memory assumed for the interpreter and libraries when it cannot be measured.
 FALLBACK_BASELINE_BYTES = 256 << 20
 #: BLAS work buffers, allocated at the first product and not seen by tracemalloc: the
@@ -89,12 +92,20 @@ class MemoryEstimate:
         ``h``, ``d`` and ``k``.
     baseline_bytes : int
         The interpreter and libraries.
+    workers : int
+        Threads computing blocks at once.
     """
 
     hidden_units: int
     n_features: int
     n_targets: int
     baseline_bytes: int
+    workers: int = 1
+
+    @property
+    def matrix_copies(self) -> int:
+        """``(h p)^2`` matrices alive at the peak."""
+        return MATRIX_COPIES + MATRIX_COPIES_PER_WORKER * (self.workers - 1)
 
     @property
     def hp(self) -> int:
@@ -104,7 +115,7 @@ class MemoryEstimate:
     @property
     def matrix_bytes(self) -> int:
         """The ``(h p)^2`` float64 statistics matrices and their copies."""
-        return MATRIX_COPIES * self.hp**2 * 8
+        return self.matrix_copies * self.hp**2 * 8
 
     @property
     def tile_bytes(self) -> int:
@@ -121,12 +132,12 @@ class MemoryEstimate:
 
     @property
     def fixed_bytes(self) -> int:
-        """Bytes that do not grow with the block size: baseline, BLAS workspace, statistics matrices and tile."""
-        return self.baseline_bytes + BLAS_WORKSPACE_BYTES + self.matrix_bytes + self.tile_bytes
+        """Bytes that do not grow with the block size: baseline, BLAS workspace, statistics matrices and tiles."""
+        return self.baseline_bytes + BLAS_WORKSPACE_BYTES + self.matrix_bytes + self.workers * self.tile_bytes
 
     def peak_bytes(self, block_rows: int) -> int:
         """Estimated peak with blocks of ``block_rows`` rows."""
-        return self.fixed_bytes + block_rows * self.row_bytes
+        return self.fixed_bytes + self.workers * block_rows * self.row_bytes
 
 
 def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_rows: int) -> int:
@@ -142,7 +153,7 @@ def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_
         the hyperparameters that drive it.
     """
     requested = max(chunk_rows, -(-requested // chunk_rows) * chunk_rows)
-    fitting = (limit - estimate.fixed_bytes) // estimate.row_bytes
+    fitting = (limit - estimate.fixed_bytes) // (estimate.workers * estimate.row_bytes)
     block = min(requested, (fitting // chunk_rows) * chunk_rows)
     if block >= chunk_rows:
         return int(block)
@@ -155,9 +166,9 @@ def limit_error(estimate: MemoryEstimate, limit: int, block_rows: int) -> Memory
     return MemoryLimitError(
         f"--memory-limit {format_size(limit)} is too small: hidden_units={e.hidden_units} with "
         f"{e.n_features} input features gives h*(d+1) = {e.hp} hidden-layer unknowns, whose statistics "
-        f"need {format_size(e.matrix_bytes)} ({MATRIX_COPIES} float64 matrices of {e.hp} x {e.hp}); with "
+        f"need {format_size(e.matrix_bytes)} ({e.matrix_copies} float64 matrices of {e.hp} x {e.hp}); with "
         f"{format_size(e.baseline_bytes + BLAS_WORKSPACE_BYTES)} for the interpreter and BLAS buffers and "
-        f"{format_size(e.tile_bytes + block_rows * e.row_bytes)} for blocks of {block_rows} rows the run needs "
+        f"{format_size(e.workers * (e.tile_bytes + block_rows * e.row_bytes))} for blocks of {block_rows} rows the run needs "
         f"at least {format_size(e.peak_bytes(block_rows))}. "
         f"Lower --hidden-units (memory grows as its square) or raise --memory-limit."
     )

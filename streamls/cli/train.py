@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from ..backends import Backend, make_backend
+from ..concurrency import available_threads
 from ..errors import ConfigError, OutputExistsError, SourceFormatError
 from ..sources import Dataset
 from ..stats import MomentsRequest
@@ -135,13 +136,23 @@ class ReportingBackend:
         self.inner.close()
 
 
-def build_backend(job: JobConfig, on_rows: Callable[[int], None]) -> Backend:
+def build_backend(job: JobConfig, dataset: Dataset, on_rows: Callable[[int], None]) -> Backend:
     """The backend a job asks for; the local one reports every finished block to ``on_rows``."""
     if job.uses_dask:
         options = {"scheduler_address": job.scheduler, "n_workers": job.dask_workers}
         return make_backend("dask", progress=on_rows, **{k: v for k, v in options.items() if v is not None})
     # One thread means no prefetch thread either: --threads caps streamls's own threads too.
-    return make_backend("local", prefetch=job.threads != 1, progress=on_rows)
+    return make_backend("local", prefetch=job.threads != 1, progress=on_rows, workers=local_workers(job, dataset))
+
+
+def local_workers(job: JobConfig, dataset: Dataset) -> int | None:
+    """Block-computing threads of a local run: ``--threads`` (``None``: automatic), fewer
+    when more would not fit under ``--memory-limit`` with the planned block size."""
+    if job.memory_limit is None:
+        return job.threads
+    limit, most = parse_size(job.memory_limit), job.threads or available_threads()
+    fitting = [w for w in range(1, most + 1) if memory_estimate(job, dataset, w).peak_bytes(dataset.block_rows) <= limit]
+    return max(fitting, default=1)
 
 
 def open_dataset(job: JobConfig, block_rows: int | None) -> Dataset:
@@ -152,9 +163,10 @@ def open_dataset(job: JobConfig, block_rows: int | None) -> Dataset:
     return Dataset(job.data, job.y, target_cols=target_cols if job.y is None else None, nan_policy=job.nan_policy, block_rows=block_rows)
 
 
-def memory_estimate(job: JobConfig, dataset: Dataset) -> MemoryEstimate:
-    """The memory model of the job's network on ``dataset``, with this process's current resident bytes as baseline."""
-    return MemoryEstimate(job.hidden_units, dataset.n_features, dataset.n_targets, resident_bytes())
+def memory_estimate(job: JobConfig, dataset: Dataset, workers: int = 1) -> MemoryEstimate:
+    """The memory model of the job's network on ``dataset`` with ``workers`` block threads, with this
+    process's current resident bytes as baseline."""
+    return MemoryEstimate(job.hidden_units, dataset.n_features, dataset.n_targets, resident_bytes(), workers)
 
 
 def planned_dataset(job: JobConfig) -> tuple[JobConfig, Dataset]:
@@ -385,7 +397,7 @@ def _train_logged(run_dir: str, job: JobConfig, dataset: Dataset, reporter: Repo
         reporter.advance(rows)
         stop.check()
 
-    backend = build_backend(job, on_rows)
+    backend = build_backend(job, dataset, on_rows)
     try:
         with stop.installed(), limited_threads(job.threads):
             result = train_loop(dataset, config, backend, reporter, stop, state, save)

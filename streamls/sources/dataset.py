@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from ..concurrency import ordered_map
 from ..errors import ConfigError, NonFiniteDataError, ShapeMismatchError, SourceFormatError, parameter_error
 from .base import Source
 from .spec import open_source
@@ -66,18 +66,12 @@ def prefetched(tasks: Iterable[Callable[[], T]], enabled: bool = True) -> Iterat
     releases the GIL, so reading block ``i + 1`` overlaps computing on block ``i``.
     """
     if not enabled:
-        for task in tasks:
-            yield task()
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamls-prefetch") as pool:
-        pending = None
-        for task in tasks:
-            future = pool.submit(task)
-            if pending is not None:
-                yield pending.result()
-            pending = future
-        if pending is not None:
-            yield pending.result()
+        return (task() for task in tasks)
+    return ordered_map(_call, tasks, workers=1, ahead=2, name="streamls-prefetch")
+
+
+def _call(task: Callable[[], T]) -> T:
+    return task()
 
 
 class Dataset:

@@ -8,12 +8,15 @@ Requests are small, picklable and carry the current model, so a worker needs not
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from ..concurrency import ordered_map
 from ..sources import Block, Dataset
 from ..split import validation_mask
 from .moments import ColumnMoments, DataMoments, Standardizer
@@ -38,6 +41,10 @@ class PassRequest(Protocol[S]):  # type: ignore[misc]
         DataMoments or PassStatistics
             Additive: the statistics of a row range are the sum over its blocks.
         """
+
+    @property
+    def statistics_bytes(self) -> int:
+        """Approximate bytes of one block's statistics: what each extra worker thread holds."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,11 @@ class MomentsRequest:
 
     holdout: Holdout
     anchor_candidates: np.ndarray
+
+    @property
+    def statistics_bytes(self) -> int:
+        """Bytes of one block's moments: a few vectors and the block's anchors, negligible."""
+        return 0
 
     def on_block(self, block: Block) -> DataMoments:
         """Moments of the block's kept training rows, in the stored units.
@@ -126,6 +138,12 @@ class StatisticsRequest:
     W_prev: np.ndarray | None = None
     hidden: bool = True
 
+    @property
+    def statistics_bytes(self) -> int:
+        """Bytes of the Gram matrix a block builds: ``(h p + k + 1)^2`` float64, or ``(h + 1)^2`` without ``P``."""
+        width = self.W.size + self.B.shape[1] + 1 if self.hidden else self.B.shape[0]
+        return 8 * width**2
+
     def on_block(self, block: Block) -> PassStatistics:
         """Pass statistics of the block's kept rows under the model ``(W, B)``.
 
@@ -160,18 +178,37 @@ def accumulate(
     stop: int | None = None,
     prefetch: bool = True,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> S:
     """Sum ``request``'s statistics over the blocks of rows ``[start, stop)``.
 
-    ``progress``, if given, is called with the number of rows of each finished block.
+    With ``workers > 1`` that many threads compute blocks at once, each with single-threaded
+    BLAS (the thread count stays ``workers``); parts are still summed in block order, so
+    the result does not depend on which thread finished first. ``progress``, if given, is
+    called with the number of rows of each finished block.
     """
-    total = None
-    for block in dataset.blocks(start, stop, prefetch=prefetch):
-        part = request.on_block(block)
-        total = part if total is None else total + part
-        del part  # free this block's matrices before the next block builds its own
-        if progress is not None:
-            progress(len(block.x))
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = min(workers, len(dataset.block_ranges(start, stop)))
+    blocks = dataset.blocks(start, stop, prefetch=prefetch)
+
+    def rows_and_part(block: Block) -> tuple[int, S]:
+        return len(block.x), request.on_block(block)
+
+    with contextlib.ExitStack() as stack:
+        if workers <= 1:
+            parts: Iterator[tuple[int, S]] = map(rows_and_part, blocks)
+        else:
+            # BLAS threads on top of ours would oversubscribe the cores.
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            # One block queued beyond the busy workers keeps them fed; more would only hold memory.
+            parts = ordered_map(rows_and_part, blocks, workers, ahead=workers + 1)
+        total = None
+        for rows, part in parts:
+            total = part if total is None else total + part
+            del part  # free this block's matrices before the next block builds its own
+            if progress is not None:
+                progress(rows)
     if total is None:
         raise ValueError(f"{dataset.name}: empty row range [{start}, {stop})")
     return total
