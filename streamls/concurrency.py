@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -14,12 +14,12 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int, ahead: int, name: str = "streamls") -> Iterator[R]:
+def ordered_map(function: Callable[[T], R], items: Iterable[T], workers: int, ahead: int, name: str = "streamls") -> Generator[R, None, None]:
     """``map(function, items)`` on a pool of ``workers`` threads, in order, with at most ``ahead`` results pending.
 
     The bound keeps memory constant: a slow consumer stalls the producers instead of
     letting finished results pile up. Results come back in the order of ``items``, so a
-    sum over them is the same, rounding included, whatever the thread count.
+    sum over them does not depend on which thread finished first.
     """
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
         pending: deque[Future[R]] = deque()

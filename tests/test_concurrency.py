@@ -11,9 +11,10 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import streamls
+import streamls.sources
 from streamls.backends import LocalBackend
 from streamls.concurrency import available_threads, ordered_map
-from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
+from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest, accumulate
 
 
 def test_ordered_map_keeps_order_and_never_runs_ahead_of_its_bound() -> None:
@@ -78,3 +79,21 @@ def test_training_with_parallel_blocks_equals_one_thread() -> None:
     assert parallel.extra["rows_read"] == serial.extra["rows_read"]
     np.testing.assert_allclose(parallel.model.W, serial.model.W, rtol=0, atol=1e-10)
     np.testing.assert_allclose(parallel.model.predict(X), serial.model.predict(X), rtol=0, atol=1e-10)
+
+
+def test_an_interrupt_from_progress_stops_the_block_threads() -> None:
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((5000, 3)), rng.standard_normal(5000)
+    dataset = streamls.sources.Dataset(X, y, block_rows=100)
+    standardizer = Standardizer(np.zeros(3), np.ones(3), np.zeros(1), np.ones(1))
+    request = StatisticsRequest(standardizer, rng.standard_normal((4, 4)), np.zeros((5, 1)), 0.0, Holdout())
+    before = threading.active_count()
+
+    def interrupt(rows: int) -> None:
+        raise InterruptedError("stop")  # what the CLI's stop flag raises on SIGTERM
+
+    with pytest.raises(InterruptedError) as caught:
+        accumulate(dataset, request, progress=interrupt, workers=2)
+    # Even while the traceback (and with it the pass's frame) is still held, the pool and the
+    # reader are shut down, not left computing blocks nobody will sum.
+    assert caught.traceback and threading.active_count() == before

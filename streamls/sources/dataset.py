@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,7 +59,7 @@ def round_block_rows(requested: int, chunk_rows: int) -> int:
     return max(1, -(-requested // chunk_rows)) * chunk_rows
 
 
-def prefetched(tasks: Iterable[Callable[[], T]], enabled: bool = True) -> Iterator[T]:
+def prefetched(tasks: Iterable[Callable[[], T]], enabled: bool = True) -> Generator[T, None, None]:
     """Run ``tasks`` in order, computing the next one in a background thread.
 
     One reader thread suffices: h5py serialises its calls, and the consumer's BLAS work
@@ -177,7 +177,7 @@ class Dataset:
             x, y = raw, self.y_source.read(start, stop)
         return Block(start, x, y, self._finite_rows(x, y, start, stop))
 
-    def blocks(self, start: int = 0, stop: int | None = None, prefetch: bool = True) -> Iterator[Block]:
+    def blocks(self, start: int = 0, stop: int | None = None, prefetch: bool = True) -> Generator[Block, None, None]:
         """Yield the blocks of ``[start, stop)`` in order, reading ahead in a thread."""
         tasks = (lambda a=a, b=b: self.read_block(a, b) for a, b in self.block_ranges(start, stop))
         return prefetched(tasks, enabled=prefetch)

@@ -190,19 +190,20 @@ def accumulate(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     workers = min(workers, len(dataset.block_ranges(start, stop)))
-    blocks = dataset.blocks(start, stop, prefetch=prefetch)
 
     def rows_and_part(block: Block) -> tuple[int, S]:
         return len(block.x), request.on_block(block)
 
+    # Every thread started here is stopped on the way out, even on an error or interrupt.
     with contextlib.ExitStack() as stack:
+        blocks = stack.enter_context(contextlib.closing(dataset.blocks(start, stop, prefetch=prefetch)))
         if workers <= 1:
             parts: Iterator[tuple[int, S]] = map(rows_and_part, blocks)
         else:
             # BLAS threads on top of ours would oversubscribe the cores.
             stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
             # One block queued beyond the busy workers keeps them fed; more would only hold memory.
-            parts = ordered_map(rows_and_part, blocks, workers, ahead=workers + 1)
+            parts = stack.enter_context(contextlib.closing(ordered_map(rows_and_part, blocks, workers, ahead=workers + 1)))
         total = None
         for rows, part in parts:
             total = part if total is None else total + part
