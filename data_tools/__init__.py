@@ -8,11 +8,13 @@
 Each is also a subcommand of ``python -m data_tools``.
 """
 
+from streamls.synthetic import SynthSpec, Teacher, generate_rows
+
 from .convert import ConvertReport, convert
 from .errors import CSVFormatError, DataToolsError
 from .inspection import ArrayReport, inspect_arrays
 from .splitting import SplitReport, split
-from .synth import SynthSpec, Teacher, generate_rows, load_teacher, synth
+from .synth import load_teacher, synth
 
 __all__ = [
     "ArrayReport",

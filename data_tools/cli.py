@@ -16,13 +16,14 @@ from dataclasses import asdict
 from typing import Any
 
 from streamls.errors import StreamLSError
+from streamls.synthetic import KINDS, SynthSpec
 
 from .convert import convert
 from .inspection import inspect_arrays
 from .readers import BAD_ROW_POLICIES, DEFAULT_BLOCK_ROWS
 from .splitting import FORMATS, split
 from .synth import DEFAULT_BLOCK_ROWS as SYNTH_BLOCK_ROWS
-from .synth import KINDS, SynthSpec, synth
+from .synth import synth
 
 logger = logging.getLogger("data_tools")
 

@@ -16,10 +16,10 @@ import zarr
 
 import streamls
 from data_tools import CSVFormatError, SynthSpec, convert, generate_rows, inspect_arrays, load_teacher, split, synth
-from data_tools.synth import UNIT_ROWS
 from streamls.errors import OutputExistsError, SourceFormatError, StreamLSError
 from streamls.sources import open_source
 from streamls.split import row_uniforms
+from streamls.synthetic import UNIT_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 UCI = REPO.parent / "shared/data/uci"

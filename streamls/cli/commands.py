@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from ..model import TwoLayerModel
 from ..persistence import load_model
 from ..sources import Dataset
 from ..sources.memory import ArraySource
+from ..synthetic import SynthSpec, Teacher, generate_rows
 from ..training import TrainConfig
 from .config import JobConfig
 from .metrics import Metrics, evaluate
@@ -138,49 +138,16 @@ def run_info(model_path: str, as_json: bool, out: IO[str]) -> int:
 
 
 # -- demo -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Teacher:
-    """A random two-layer ReLU network plus Gaussian noise: data the student can learn.
-
-    The noise level sets the best reachable test MSE (``noise ** 2``).
-    """
-
-    W: np.ndarray
-    b: np.ndarray
-    v: np.ndarray
-    noise: float
-
-    @classmethod
-    def random(cls, n_features: int, hidden_units: int, noise: float, rng: np.random.Generator) -> Teacher:
-        """A random teacher with d = ``n_features`` inputs and h = ``hidden_units`` neurons.
-
-        ``W`` (h, d) is standard normal over sqrt(d), ``b`` (h,) normal with standard deviation
-        0.5, ``v`` (h,) standard normal.
-        """
-        return cls(
-            rng.standard_normal((hidden_units, n_features)) / math.sqrt(n_features),
-            rng.standard_normal(hidden_units) * 0.5,
-            rng.standard_normal(hidden_units),
-            noise,
-        )
-
-    def sample(self, rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs, shape (rows, d), and noisy targets, shape (rows,)."""
-        X = rng.standard_normal((rows, self.W.shape[1]))
-        y = np.maximum(X @ self.W.T + self.b, 0.0) @ self.v + self.noise * rng.standard_normal(rows)
-        return X, y
-
-
 def _mse(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean((y - pred) ** 2))
 
 
 def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: str | None, threads: int | None, reporter: Reporter, out: IO[str]) -> int:
     """Train on synthetic teacher data held in memory and print a comparison table."""
-    rng = np.random.default_rng(seed)
-    teacher = Teacher.random(n_features=8, hidden_units=12, noise=0.1, rng=rng)
-    X, y = teacher.sample(rows, rng)
-    X_test, y_test = teacher.sample(max(rows // 4, 1000), rng)
+    # The rows after the training rows are further independent draws: the test set.
+    spec = SynthSpec(n_rows=rows + max(rows // 4, 1000), n_features=8, hidden_units=12, noise=0.1, seed=seed, dtype="float64")
+    X_all, y_all = generate_rows(spec, Teacher.draw(spec), 0, spec.n_rows)
+    (X, X_test), (y, y_test) = np.split(X_all, [rows]), np.split(y_all[:, 0], [rows])
     job = JobConfig(hidden_units=hidden_units, max_iter=max_iter, seed=seed, validation_fraction=0.1, threads=threads)
     config = TrainConfig(**job.train_options())
     reporter.message(f"demo: {rows} rows of a random 8-12-1 ReLU teacher (noise 0.1), hidden_units={hidden_units}")
@@ -201,7 +168,7 @@ def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: st
         ("mean of y", _mse(y, np.full(rows, y.mean())), _mse(y_test, np.full(len(y_test), y.mean()))),
         ("linear least squares", _mse(y, A @ coef), _mse(y_test, A_test @ coef)),
         (f"streamls h={hidden_units} ({result.n_iter} it.)", _mse(y, model.predict(X)), _mse(y_test, model.predict(X_test))),
-        ("noise floor", teacher.noise**2, teacher.noise**2),
+        ("noise floor", spec.noise**2, spec.noise**2),
     ]
     var_test = float(np.var(y_test))
     print(f"{'model':<30} {'train MSE':>10} {'test MSE':>10} {'test R^2':>9}", file=out)
