@@ -16,7 +16,9 @@ __version__ = "0.1.0"
 from .errors import StreamLSError
 from .model import TwoLayerModel
 from .persistence import load_model
-from .training import IterationRecord, TrainConfig, Trainer, TrainResult, fit
+from .api import fit
+from .hyperparameters import TrainConfig
+from .training import IterationRecord, Trainer, TrainResult
 
 __all__ = [
     "IterationRecord",

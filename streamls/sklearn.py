@@ -33,7 +33,8 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from .model import TwoLayerModel
 from .sources import Source, open_source
 from .sources.spec import _is_dask_array
-from .training import TrainConfig, fit
+from .api import fit
+from .hyperparameters import TrainConfig
 
 __all__ = ["StreamLSClassifier", "StreamLSRegressor", "expected_failed_checks"]
 

@@ -15,7 +15,7 @@ from ..persistence import load_model
 from ..sources import Dataset
 from ..sources.memory import ArraySource
 from ..synthetic import SynthSpec, Teacher, generate_rows
-from ..training import TrainConfig
+from ..hyperparameters import TrainConfig
 from .config import JobConfig
 from .metrics import Metrics, evaluate
 from .progress import Reporter

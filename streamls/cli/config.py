@@ -21,7 +21,7 @@ from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..sources.dataset import NAN_POLICIES
 from ..sources.spec import split_spec
-from ..training import TrainConfig
+from ..hyperparameters import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -35,7 +35,8 @@ from ..concurrency import available_threads
 from ..errors import ConfigError, OutputExistsError, SourceFormatError
 from ..sources import Dataset
 from ..stats import MomentsRequest
-from ..training import IterationRecord, TrainConfig, Trainer, TrainResult, TrainState
+from ..hyperparameters import TrainConfig
+from ..training import IterationRecord, Trainer, TrainResult, TrainState
 from . import checkpoint
 from .config import RUNTIME_KEYS, JobConfig, absolute_spec, changed_keys, check_values, merged, read_toml, to_toml
 from .lock import RunLock
