@@ -41,7 +41,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 import streamls
+from peers import Learner, TorchLearner, mse
 from streamls.split import row_uniforms
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,12 +152,6 @@ def write_training_file(split: Split, path: Path, seed: int) -> None:
         handle.create_dataset("y", data=split.y_train[order, 0])
 
 
-def mse(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean squared error over all entries of (n, k) arrays, in float64."""
-    diff = np.asarray(pred, dtype=np.float64).reshape(target.shape) - target
-    return float(np.mean(diff * diff))
-
-
 # ----------------------------------------------------------------------------- runs
 
 
@@ -250,95 +245,6 @@ def run_streamls(path: Path, split: Split, h: int, alpha: float, max_iter: int, 
     )
 
 
-class Learner:
-    """A gradient-trained network that advances by one step and reports MSEs."""
-
-    def step(self) -> bool:
-        """Train one step (a mini-batch, an epoch or an L-BFGS chunk); False once converged."""
-        raise NotImplementedError
-
-    def mse(self, x: np.ndarray, y: np.ndarray) -> float:
-        raise NotImplementedError
-
-    @property
-    def epochs(self) -> float:
-        raise NotImplementedError
-
-
-class H5Batches:
-    """``torch.utils.data.Dataset`` of contiguous row batches of an HDF5 file.
-
-    Item ``i`` is rows ``[i * batch, (i + 1) * batch)`` of ``X`` and ``y`` as float32
-    tensors of shapes (m, d) and (m, 1). The file opens lazily, so the dataset pickles
-    for DataLoader workers.
-    """
-
-    def __init__(self, path: Path, batch: int) -> None:
-        self.path, self.batch = path, batch
-        with h5py.File(path, "r") as handle:
-            self.n_rows = handle["X"].shape[0]
-        self._file: h5py.File | None = None
-
-    def __len__(self) -> int:
-        return math.ceil(self.n_rows / self.batch)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        import torch
-
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
-        lo, hi = index * self.batch, min((index + 1) * self.batch, self.n_rows)
-        x = torch.from_numpy(self._file["X"][lo:hi])
-        y = torch.from_numpy(self._file["y"][lo:hi]).reshape(-1, 1)
-        return x, y
-
-
-class TorchLearner(Learner):
-    """PyTorch ``d -> h -> k`` network trained by Adam or SGD (momentum 0.9) from an HDF5 file."""
-
-    def __init__(self, path: Path, d: int, k: int, h: int, alpha: float, optimizer: str, lr: float, seed: int) -> None:
-        import torch
-        from torch import nn
-        from torch.utils.data import DataLoader
-
-        torch.manual_seed(seed)
-        activation = nn.LeakyReLU(alpha) if alpha > 0 else nn.ReLU()
-        self.net = nn.Sequential(nn.Linear(d, h), activation, nn.Linear(h, k))
-        params = self.net.parameters()
-        self.opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
-        data = H5Batches(path, BATCH_SIZE)
-        self.batches_per_epoch = len(data)
-        generator = torch.Generator().manual_seed(seed)
-        self.loader = DataLoader(data, batch_size=None, shuffle=True, num_workers=0, generator=generator)
-        self._iter: Iterator[Any] = iter(self.loader)
-        self.steps = 0
-
-    def step(self) -> bool:
-        import torch
-
-        try:
-            x, y = next(self._iter)
-        except StopIteration:
-            self._iter = iter(self.loader)
-            x, y = next(self._iter)
-        self.opt.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.mse_loss(self.net(x), y)
-        loss.backward()
-        self.opt.step()
-        self.steps += 1
-        return bool(torch.isfinite(loss))
-
-    def mse(self, x: np.ndarray, y: np.ndarray) -> float:
-        import torch
-
-        with torch.no_grad():
-            return mse(self.net(torch.from_numpy(x)).numpy(), y)
-
-    @property
-    def epochs(self) -> float:
-        return self.steps / self.batches_per_epoch
-
-
 class SklearnLearner(Learner):
     """scikit-learn ``MLPRegressor`` (ReLU) on in-memory rows: an adam epoch or an L-BFGS chunk per step."""
 
@@ -415,7 +321,8 @@ def candidates(path: Path, split: Split, h: int, alpha: float, seed: int) -> lis
     for optimizer, lrs in (("torch-adam", ADAM_LRS), ("torch-sgd", SGD_LRS)):
         for lr in lrs:
             name = optimizer.split("-")[1]
-            out.append((GradientRun(optimizer, lr), lambda name=name, lr=lr: TorchLearner(path, d, k, h, alpha, name, lr, seed)))
+            out.append((GradientRun(optimizer, lr),
+                        lambda name=name, lr=lr: TorchLearner(path, d, k, h, alpha, name, lr, seed, batch_size=BATCH_SIZE)))
     if alpha == 0:  # MLPRegressor has no leaky ReLU
         out.append((GradientRun("sklearn-adam", 1e-3), lambda: SklearnLearner(split, h, "adam", seed)))
         out.append((GradientRun("sklearn-lbfgs", None), lambda: SklearnLearner(split, h, "lbfgs", seed)))

@@ -1,10 +1,22 @@
-"""Hyperparameters of a training run: :class:`TrainConfig`, the one place each is declared."""
+"""Hyperparameters of a training run: :class:`TrainConfig`, the one place each is declared.
+
+Every field of :class:`TrainConfig` declares its default and, in its metadata, a
+:class:`Hyperparameter`: its kind, bounds or choices, and a line of help. The interfaces
+derive from that table (:func:`hyperparameters`): the keywords and docstring of
+:func:`streamls.fit`, the keys of a ``streamls train`` job file and the ``train`` flags,
+and the parameter constraints and docstrings of the scikit-learn estimators. Adding a
+hyperparameter is one field here, plus a parameter of the estimators' ``__init__``
+(scikit-learn reads their explicit signatures).
+"""
 
 from __future__ import annotations
 
+import argparse
 import math
-from dataclasses import dataclass
-from typing import Any
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -14,73 +26,189 @@ from .errors import parameter_error
 #: up to every row; or read every row in every pass.
 SCHEDULES = ("sample", "sample-all", "full")
 
+#: The line of a docstring that :func:`document_hyperparameters` replaces by the entries.
+MARKER = "{hyperparameters}"
+
+_METADATA_KEY = "hyperparameter"
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """How one hyperparameter is checked, converted from text and documented.
+
+    Attributes
+    ----------
+    kind : {"int", "float", "str", "seed"}
+        ``"seed"`` is an int or ``None`` (``None``: fresh entropy); ``"str"`` takes one of ``choices``.
+    help : str
+        One line on what it does, without its bounds or default.
+    low, high : float
+        Bounds of a number; ``low`` is included, ``high`` too unless ``upper_open``.
+    upper_open : bool
+    choices : tuple of str
+        The values of a ``"str"`` hyperparameter.
+    name, annotation, default
+        The field's name, type annotation (text) and default, set by :func:`hyperparameters`.
+    """
+
+    kind: Literal["int", "float", "str", "seed"]
+    help: str
+    low: float = -math.inf
+    high: float = math.inf
+    upper_open: bool = False
+    choices: tuple[str, ...] = ()
+    name: str = ""
+    annotation: str = ""
+    default: Any = None
+
+    @property
+    def expected(self) -> str:
+        """What a valid value is, as error messages say it: ``"an int in the range [1, inf)"``."""
+        if self.choices:
+            return f"one of {self.choices}"
+        noun = "a float" if self.kind == "float" else "an int"
+        close = ")" if self.upper_open or math.isinf(self.high) else "]"
+        return f"{noun} in the range [{value_text(self.low)}, {value_text(self.high)}{close}"
+
+    def is_valid(self, value: Any) -> bool:
+        """Whether ``value`` is of the right kind and within the bounds or choices (bools are not numbers)."""
+        if self.kind == "seed" and value is None:
+            return True
+        if self.choices:
+            return isinstance(value, str) and value in self.choices
+        numbers = (int, np.integer) if self.kind != "float" else (int, float, np.integer, np.floating)
+        if isinstance(value, bool) or not isinstance(value, numbers):
+            return False
+        if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+            return False
+        return self.low <= value and (value < self.high if self.upper_open else value <= self.high)
+
+    def check(self, value: Any, owner: str = "fit") -> None:
+        """Raise :class:`~streamls.errors.ConfigError` with the project's message template unless ``value`` is valid."""
+        if not self.is_valid(value):
+            raise parameter_error(owner, self.name, self.expected, value)
+
+    def parse(self, text: str) -> Any:
+        """The value a command-line word stands for; raises ``ValueError`` when it is not a number of this kind."""
+        if self.kind == "float":
+            return float(text)
+        return text if self.kind == "str" else int(text)
+
+    def doc_entry(self, default: Any) -> str:
+        """The numpydoc entry, unindented: ``name : type, default value`` and a line of description."""
+        kind = {"seed": "int or None", "str": "{" + ", ".join(f'"{c}"' for c in self.choices) + "}"}.get(self.kind, self.kind)
+        return f"{self.name} : {kind}, default {value_text(default)}\n    {self.help[0].upper()}{self.help[1:]}; {self.expected}."
+
+
+def _declare(default: Any, kind: Literal["int", "float", "str", "seed"], help: str, **bounds: Any) -> Any:
+    """A dataclass field with ``default`` whose metadata holds its :class:`Hyperparameter`."""
+    return field(default=default, metadata={_METADATA_KEY: Hyperparameter(kind, help, **bounds)})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyperparameters of a training run (all validated on construction).
 
     Attributes
     ----------
-    hidden_units : int
-        Hidden neurons ``h`` (>= 1).
-    alpha : float
-        Activation slope for negative pre-activations, in [0, 1) (0: ReLU).
-    l2 : float
-        Ridge term relative to the mean diagonal of each layer's Gram matrix (>= 0).
-    damping : float
-        Initial weight of the proximal term pulling each hidden solve toward the current
-        hidden weights, relative to the mean diagonal of its Gram matrix (>= 0; 0: the plain
-        alternating solves). Adapted every iteration by :func:`next_damping`.
-    max_iter : int
-        Most iterations (solves); each costs one pass over the data.
-    tol : float
-        Stop when the best loss of the last ``n_iter_no_change`` iterations improves on the
-        best before them by less than ``tol`` relatively; 0 runs all ``max_iter``.
-    n_iter_no_change : int
-        The window of the stopping rule.
-    random_state : int or None
-        Seed of the initialisation and of the validation split.
-    validation_fraction : float
-        Share of rows, chosen by a hash of the row index, held out; when > 0 the stopping
-        rule and the best-iterate choice use the validation loss.
-    schedule : {"sample", "sample-all", "full"}
-        Which rows each pass reads (:mod:`streamls.schedule`): a growing random sample that
-        ends once more rows stop lowering the loss; the same grown to every row; or every
-        row in every pass.
+    {hyperparameters}
     """
 
-    hidden_units: int = 32
-    alpha: float = 0.0
-    l2: float = 1e-6
-    damping: float = 1e-2
-    max_iter: int = 100
-    tol: float = 1e-4
-    n_iter_no_change: int = 10
-    random_state: int | None = None
-    validation_fraction: float = 0.0
-    schedule: str = "sample"
+    hidden_units: int = _declare(32, "int", "hidden neurons h", low=1)
+    alpha: float = _declare(0.0, "float", "slope of the activation for negative pre-activations (0: ReLU)",
+                            low=0, high=1, upper_open=True)
+    l2: float = _declare(1e-6, "float", "ridge term of both layers, relative to the mean diagonal of each layer's Gram matrix",
+                         low=0)
+    damping: float = _declare(1e-2, "float", "initial weight of the proximal term keeping each hidden solve near the current "
+                              "hidden weights, relative to the mean diagonal of its Gram matrix; adapted every "
+                              "iteration (0: the plain alternating solves)", low=0)
+    max_iter: int = _declare(100, "int", "most iterations (solves); each reads the data once", low=0)
+    tol: float = _declare(1e-4, "float", "stop when the best loss of the last n_iter_no_change iterations improves on the "
+                          "best before them by less than tol, relatively (0: run all max_iter)", low=0)
+    n_iter_no_change: int = _declare(10, "int", "the window of the stopping rule, in iterations", low=1)
+    random_state: int | None = _declare(None, "seed", "seed of the initialisation and of the validation split", low=0)
+    validation_fraction: float = _declare(0.0, "float", "share of rows held out, chosen by a hash of the row index; when "
+                                          "> 0 the stopping rule and the choice of the best iterate use their loss",
+                                          low=0, high=1, upper_open=True)
+    schedule: str = _declare("sample", "str", "which rows each pass reads: a growing random sample that ends once more "
+                             "rows stop lowering the loss; the same grown to every row; or every row in every pass",
+                             choices=SCHEDULES)
 
     def __post_init__(self) -> None:
-        _check_int("hidden_units", self.hidden_units, 1)
-        _check_int("max_iter", self.max_iter, 0)
-        _check_int("n_iter_no_change", self.n_iter_no_change, 1)
-        if self.random_state is not None:
-            _check_int("random_state", self.random_state, 0)
-        _check_real("alpha", self.alpha, 0.0, 1.0, "a float in the range [0, 1)", upper_open=True)
-        _check_real("l2", self.l2, 0.0, math.inf, "a float in the range [0, inf)")
-        _check_real("damping", self.damping, 0.0, math.inf, "a float in the range [0, inf)")
-        _check_real("tol", self.tol, 0.0, math.inf, "a float in the range [0, inf)")
-        _check_real("validation_fraction", self.validation_fraction, 0.0, 1.0, "a float in the range [0, 1)", upper_open=True)
-        if self.schedule not in SCHEDULES:
-            raise parameter_error("fit", "schedule", f"one of {SCHEDULES}", self.schedule)
+        for spec in hyperparameters():
+            spec.check(getattr(self, spec.name))
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise parameter_error("fit", name, f"an int in the range [{low}, inf)", value)
+_TABLE = tuple(
+    replace(f.metadata[_METADATA_KEY], name=f.name, annotation=str(f.type), default=f.default) for f in fields(TrainConfig)
+)
 
 
-def _check_real(name: str, value: Any, low: float, high: float, text: str, upper_open: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and low <= value and (value < high if upper_open else value <= high)
-    if not ok:
-        raise parameter_error("fit", name, text, value)
+def hyperparameters() -> tuple[Hyperparameter, ...]:
+    """Every hyperparameter of :class:`TrainConfig`, in field order, with its name, annotation and default."""
+    return _TABLE
+
+
+def hyperparameter(name: str) -> Hyperparameter:
+    """The hyperparameter called ``name``; raises ``KeyError`` for another name."""
+    for spec in _TABLE:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def value_text(value: Any) -> str:
+    """A default or bound as docs and help texts show it: ``32``, ``0.01``, ``1e-6``, ``inf``, ``"sample"``."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        # "1e-06" -> "1e-6": the exponent as people write it.
+        return re.sub(r"e([+-])0*(\d)", lambda m: f"e{m.group(1).lstrip('+')}{m.group(2)}", f"{value:g}")
+    return str(value)
+
+
+def argument_type(spec: Hyperparameter) -> Callable[[str], Any]:
+    """An argparse ``type=`` converter for ``spec``: the value, or an error saying what was expected.
+
+    argparse shows the message after the flag: ``argument --hidden-units: expected an int in
+    the range [1, inf), got 'abc'``.
+    """
+
+    def convert(text: str) -> Any:
+        try:
+            value = spec.parse(text)
+        except ValueError:
+            value = None  # as invalid as an out-of-range value; None is never a valid word
+        if value is None or not spec.is_valid(value):
+            raise argparse.ArgumentTypeError(f"expected {spec.expected}, got {text!r}")
+        return value
+
+    return convert
+
+
+def document_hyperparameters(doc: str | None, defaults: Mapping[str, Any] | None = None) -> str | None:
+    """``doc`` with its :data:`MARKER` line replaced by a numpydoc entry per hyperparameter.
+
+    Parameters
+    ----------
+    doc : str or None
+        A docstring holding one line that is :data:`MARKER` (indented as the entries are to
+        be); ``None`` (docstrings stripped by ``python -OO``) is returned as it is.
+    defaults : mapping, optional
+        Defaults that differ from :class:`TrainConfig`'s, by name.
+    """
+    if doc is None:
+        return None
+    defaults = defaults or {}
+
+    def entries(match: re.Match[str]) -> str:
+        text = "\n".join(spec.doc_entry(defaults.get(spec.name, spec.default)) for spec in _TABLE)
+        return "\n".join(match.group(1) + line for line in text.splitlines())
+
+    documented, count = re.subn(rf"^([ \t]*){re.escape(MARKER)}$", entries, doc, flags=re.MULTILINE)
+    if count != 1:
+        raise ValueError(f"the docstring must hold one {MARKER} line, not {count}")
+    return documented
+
+
+TrainConfig.__doc__ = document_hyperparameters(TrainConfig.__doc__)

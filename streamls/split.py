@@ -44,3 +44,26 @@ def validation_mask(start: int, stop: int, fraction: float, seed: int) -> np.nda
     if fraction <= 0.0:
         return np.zeros(stop - start, dtype=bool)
     return row_uniforms(np.arange(start, stop), seed) < fraction
+
+
+#: Mixed into the seed of the sample ranks so that a row's rank is independent of whether
+#: it is a validation row (both come from the same hash family).
+_RANK_SALT = 0x5A3F1C2B
+
+
+def row_ranks(rows: np.ndarray, seed: int) -> np.ndarray:
+    """Sample ranks of global row indices: uniforms in [0, 1), independent of the validation split.
+
+    The rows of a random sample of fraction ``f`` are those ranked below ``f``: nested across
+    fractions and independent of chunking, since a rank depends only on the row index and seed.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray of int, shape (m,)
+    seed : int
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (m,)
+    """
+    return row_uniforms(rows, seed ^ _RANK_SALT)

@@ -1,102 +1,48 @@
-"""The training loop: one pass per iteration, then the two ridge half-steps.
+"""The training loop: one pass per iteration over the schedule's rows, then the solver's step.
 
-Iteration ``t`` reads the data once with model ``t`` (hidden weights ``W_t``, output
-weights ``B_t``). That pass yields model ``t``'s realised loss and every statistic both
-half-steps need, so the solves give model ``t + 1`` without another read (METHOD.md).
-History record ``t`` describes model ``t``: its realised losses come from pass ``t``,
-its predicted loss and solver diagnostics from the solves that produced it.
+Iteration ``t`` reads the rows of the current sample stage once with model ``t`` (hidden
+weights ``W_t``, output weights ``B_t``): from the in-memory pool when the stage fits it,
+else from storage. That pass yields model ``t``'s realised loss and every statistic the
+solver strategy needs, so model ``t + 1`` comes without another read (METHOD.md). History
+record ``t`` describes model ``t``: its realised losses come from pass ``t``, its predicted
+loss and solver diagnostics from the solves that produced it.
+
+Two components decide what the loop does: the :class:`~streamls.schedule.RowSchedule`
+(which rows each pass covers, when to grow the sample and when to stop) and the
+:class:`~streamls.strategies.SolverStrategy` (how pass statistics become the next model).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .backends import Backend, make_backend
+from .backends import Backend
 from .errors import NumericalError, SourceFormatError, parameter_error
+from .hyperparameters import TrainConfig
 from .initialization import anchor_candidates, initial_weights
 from .model import TwoLayerModel
-from .hyperparameters import TrainConfig
-from .solvers import hidden_loss, output_loss, rebalance, solve_hidden_layer, solve_output_layer
+from .schedule import RowSchedule, Stage, monitored_losses
+from .sizes import parse_size
 from .sources import Dataset
+from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
+from .stats.sample import POOLED_ROW_OVERHEAD, Sample
+from .strategies import AlternatingRidge, SolverStrategy
+
+__all__ = ["IterationRecord", "SolveOutcome", "TrainResult", "TrainState", "Trainer", "default_pool_budget"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class IterationRecord:
-    """Diagnostics of model ``iteration`` (0: the initial model).
-
-    Losses are mean squared errors in standardised target units (mean over rows and
-    outputs); ``nan`` where not defined (no validation rows; no solve for iteration 0).
-    """
-
-    iteration: int
-    train_loss: float
-    val_loss: float
-    predicted_loss: float
-    output_loss: float
-    logdet: float
-    condition: float
-    dead_neurons: int
-    flip_fraction: float
-    seconds: float
-    rows_per_second: float
-    warning: str | None = None
-    damping: float = math.nan
-
-
-@dataclass(frozen=True)
-class SolveOutcome:
-    """What the solves that produced a model tell about it, before its pass measures it."""
-
-    predicted_loss: float = math.nan
-    output_loss: float = math.nan
-    logdet: float = math.nan
-    condition: float = math.nan
-    warning: str | None = None
-    seconds: float = 0.0
-    damping: float = math.nan
-
-
-@dataclass(frozen=True)
-class TrainState:
-    """Everything needed to continue training: what a checkpoint holds.
-
-    Attributes
-    ----------
-    iteration : int
-        Index of the current model (number of solves done).
-    W : numpy.ndarray, shape (h, d + 1)
-    B : numpy.ndarray, shape (h + 1, k)
-    W_prev : numpy.ndarray or None
-        The previous model's hidden weights, to measure pattern flips.
-    solve : SolveOutcome
-        Diagnostics of the solves that produced the current model.
-    history : list of IterationRecord
-        Records of models ``0 .. iteration - 1``.
-    best_iteration : int
-    best_W, best_B : numpy.ndarray or None
-    standardizer : Standardizer
-    """
-
-    iteration: int
-    W: np.ndarray
-    B: np.ndarray
-    W_prev: np.ndarray | None
-    solve: SolveOutcome
-    history: tuple[IterationRecord, ...]
-    best_iteration: int
-    best_W: np.ndarray | None
-    best_B: np.ndarray | None
-    standardizer: Standardizer
+#: Share of the memory available at the start that the sample pool may fill by default.
+DEFAULT_POOL_SHARE = 0.25
 
 
 @dataclass
@@ -135,48 +81,63 @@ class TrainResult:
         return {key: np.array([row[key] for row in rows]) for key in rows[0]} if rows else {}
 
 
-def monitored_losses(history: Sequence[IterationRecord]) -> list[float]:
-    """The loss the stopping rule and best-iterate choice watch: validation if present."""
-    use_val = bool(history) and not math.isnan(history[0].val_loss)
-    return [r.val_loss if use_val else r.train_loss for r in history]
+def default_pool_budget() -> int:
+    """Bytes the sample pool may hold by default: :data:`DEFAULT_POOL_SHARE` of available memory.
 
-
-def stop_reason(losses: Sequence[float], tol: float, window: int) -> str | None:
-    """Why to stop after these losses, or ``None`` to go on.
-
-    Stops when the best of the last ``window`` losses improves on the best before them
-    by no more than ``tol`` relatively (so a loss stuck at 0 stops too). The realised
-    loss is not monotone, so single-step changes would stop too early.
+    Available memory is ``MemAvailable`` of ``/proc/meminfo`` (what can be had without
+    swapping), else physical memory.
     """
-    if tol <= 0 or len(losses) <= window:
-        return None
-    before, recent = min(losses[:-window]), min(losses[-window:])
-    if before - recent <= tol * abs(before):
-        return f"relative improvement below tol={tol:g} over the last {window} iterations"
-    return None
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(DEFAULT_POOL_SHARE * int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    return int(DEFAULT_POOL_SHARE * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-#: Adaptive damping: the factor after a rise of the realised loss, after a fall, and the
-#: range relative to the initial damping. A rise means the fixed-pattern step was too
-#: long for the pattern it assumed; steady falls let the damping fade to plain ALS steps.
-DAMPING_UP, DAMPING_DOWN, DAMPING_RANGE = 4.0, 0.5, (1e-2, 1e5)
+def loss_estimate(sum_e: float, sum_e2: float, n: int, k: int) -> tuple[float, float]:
+    """Mean loss and its standard error from per-row squared errors ``e_i = sum_c r_ic^2``.
 
+    Parameters
+    ----------
+    sum_e, sum_e2 : float
+        ``sum e_i`` and ``sum e_i^2`` over ``n`` rows.
+    n, k : int
+        Rows and outputs.
 
-def next_damping(previous: float, train_losses: Sequence[float], initial: float) -> float:
-    """Damping of the next hidden solve, from the last one and the realised losses.
-
-    Quadrupled when the last model's training loss rose above the one before, halved when
-    it fell, kept within ``initial * DAMPING_RANGE``; ``initial`` for the first solve.
+    Returns
+    -------
+    loss, se : float
+        ``sum e_i / (n k)`` and ``sd(e_i) / (k sqrt(n))``; ``nan`` without rows.
     """
-    if initial == 0 or math.isnan(previous) or len(train_losses) < 2:
-        return initial
-    factor = DAMPING_UP if train_losses[-1] > train_losses[-2] else DAMPING_DOWN
-    low, high = DAMPING_RANGE
-    return float(min(max(previous * factor, initial * low), initial * high))
+    if n <= 0:
+        return math.nan, math.nan
+    mean = sum_e / n
+    variance = max(sum_e2 / n - mean**2, 0.0)
+    return mean / k, math.sqrt(variance / n) / k
+
+
+def fresh_gap(stats: PassStatistics, k: int) -> tuple[float, float]:
+    """Loss of the rows new at this stage minus that of the rows fitted before, and its standard error."""
+    seen_n = stats.n - stats.fresh_n
+    if stats.fresh_n == 0 or seen_n <= 0:
+        return math.nan, math.nan
+    fresh, fresh_se = loss_estimate(stats.fresh_sse, stats.fresh_sse_sq, stats.fresh_n, k)
+    seen, seen_se = loss_estimate(float(stats.sse.sum()) - stats.fresh_sse, stats.sse_sq - stats.fresh_sse_sq, seen_n, k)
+    return fresh - seen, math.hypot(fresh_se, seen_se)
+
+
+def pooled_row_bytes(dataset: Dataset) -> int:
+    """Bytes one row takes in the sample pool: its stored values, index and rank."""
+    x_item = dataset.x_source.dtype.itemsize
+    y_item = x_item if dataset.y_source is None else dataset.y_source.dtype.itemsize
+    return dataset.n_features * x_item + dataset.n_targets * y_item + POOLED_ROW_OVERHEAD
 
 
 class Trainer:
-    """Alternating least squares on a fixed activation pattern, over any backend.
+    """Alternating least squares on a fixed activation pattern, over any backend and row schedule.
 
     Parameters
     ----------
@@ -186,6 +147,13 @@ class Trainer:
     callback : callable, optional
         Called as ``callback(state, record)`` after every iteration's solves, with the
         state a resumed run would start from; the CLI writes checkpoints there.
+    memory_limit : int or str, optional
+        Bytes (or a size such as ``"4GiB"``) the in-memory sample pool may hold; default
+        :func:`default_pool_budget`.
+    solver : SolverStrategy, optional
+        Default :class:`~streamls.strategies.AlternatingRidge` with the config's ``l2`` and ``damping``.
+    on_pass : callable, optional
+        Called as ``on_pass(label, rows)`` before every pass (the CLI's progress bar).
     """
 
     def __init__(
@@ -194,28 +162,47 @@ class Trainer:
         config: TrainConfig,
         backend: Backend,
         callback: Callable[[TrainState, IterationRecord], None] | None = None,
+        *,
+        memory_limit: int | str | None = None,
+        solver: SolverStrategy | None = None,
+        on_pass: Callable[[str, int], None] | None = None,
     ) -> None:
         self.dataset = dataset
         self.config = config
         self.backend = backend
         self.callback = callback
-        self.holdout = Holdout(config.validation_fraction, config.random_state or 0)
+        self.on_pass = on_pass
+        self.seed = config.random_state or 0
+        self.holdout = Holdout(config.validation_fraction, self.seed)
+        h, d, k = config.hidden_units, dataset.n_features, dataset.n_targets
+        self.schedule = RowSchedule.for_run(config.schedule, dataset.n_rows, h * (d + 1) + (h + 1) * k, config.tol, config.n_iter_no_change)
+        self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping)
+        self.pool_budget = default_pool_budget() if memory_limit is None else parse_size(memory_limit)
         self.rows_read = 0
+        self.dropped: int | None = None
+        self._pool: Any = None
+        self._pool_rows = 0
+        self._unrecorded_reads = 0
+
+    def planned_pool_fraction(self) -> float:
+        """The sample fraction a fresh run keeps in memory under the pool budget."""
+        affordable = self.pool_budget / max(pooled_row_bytes(self.dataset) * self.dataset.n_rows, 1)
+        return self.schedule.pool_fraction(affordable)
 
     def initial_state(self, init: TwoLayerModel | None = None) -> TrainState:
         """The state before the first pass: from ``init`` (warm start) or a moments pass.
 
         A warm start keeps the model's standardisation, so its weights stay valid and
-        the moments pass is skipped.
+        the moments pass is skipped (the pool, if any, is filled by :meth:`run`).
         """
         cfg, k = self.config, self.dataset.n_targets
+        pool_fraction = self.planned_pool_fraction()
         if init is not None:
             self._check_init(init)
-            return self._fresh_state(init.W.copy(), init.B.copy(), init.standardizer)
+            return self._fresh_state(init.W.copy(), init.B.copy(), init.standardizer, pool_fraction)
         rng = np.random.default_rng(cfg.random_state)
         candidates = anchor_candidates(self.dataset.n_rows, cfg.hidden_units, rng)
-        moments = self.backend.run(self.dataset, MomentsRequest(self.holdout, candidates))
-        self.rows_read += self.dataset.n_rows
+        moments = self._moments_pass(MomentsRequest(self.holdout, candidates), pool_fraction)
         if moments.x.n == 0:
             raise SourceFormatError(
                 f"{self.dataset.name}: no training rows left after dropping {moments.dropped} rows holding NaN/Inf "
@@ -223,10 +210,24 @@ class Trainer:
             )
         standardizer = Standardizer.from_moments(moments)
         W = initial_weights(standardizer.inputs(moments.anchors()), cfg.hidden_units, rng)
-        return self._fresh_state(W, np.zeros((cfg.hidden_units + 1, k)), standardizer)
+        return self._fresh_state(W, np.zeros((cfg.hidden_units + 1, k)), standardizer, pool_fraction)
 
-    def _fresh_state(self, W: np.ndarray, B: np.ndarray, standardizer: Standardizer) -> TrainState:
-        return TrainState(0, W, B, None, SolveOutcome(), (), 0, None, None, standardizer)
+    def _moments_pass(self, request: MomentsRequest, pool_fraction: float) -> Any:
+        """The moments pass; with a pool fraction it also keeps those rows in memory."""
+        self._announce("moments" if pool_fraction == 0 else f"moments, keeping {pool_fraction:.3g} of the rows in memory", self.dataset.n_rows)
+        if pool_fraction > 0:
+            moments, self._pool = self.backend.pool(self.dataset, replace(request, pool=Sample(pool_fraction, self.seed)))
+            self._pool_rows = moments.pooled_rows
+            logger.info("pool: %d rows, %.3g MB in memory", moments.pooled_rows, moments.pooled_bytes / 1e6)
+        else:
+            moments = self.backend.run(self.dataset, request)
+        self.rows_read += self.dataset.n_rows
+        self._unrecorded_reads += self.dataset.n_rows
+        self.dropped = moments.dropped
+        return moments
+
+    def _fresh_state(self, W: np.ndarray, B: np.ndarray, standardizer: Standardizer, pool_fraction: float) -> TrainState:
+        return TrainState(0, W, B, None, SolveOutcome(), (), 0, None, None, standardizer, pool_fraction=pool_fraction)
 
     def _check_init(self, init: TwoLayerModel) -> None:
         expected = (self.config.hidden_units, self.dataset.n_features, self.dataset.n_targets, self.config.alpha)
@@ -237,38 +238,85 @@ class Trainer:
             )
 
     def run(self, state: TrainState) -> TrainResult:
-        """Iterate from ``state`` until the stopping rule or ``max_iter``; return the best model."""
+        """Iterate from ``state`` until the schedule stops or ``max_iter``; return the best model.
+
+        A state that pools rows but whose pool is not in memory (a warm start or a resumed
+        run) first refills it with one read.
+        """
         cfg = self.config
+        if state.pool_fraction > 0 and self._pool is None:
+            empty = np.zeros(0, dtype=np.int64)
+            self._moments_pass(MomentsRequest(self.holdout, empty), state.pool_fraction)
         while True:
             final_pass = state.iteration >= cfg.max_iter
             stats, seconds = self._pass(state, hidden=not final_pass)
             state = self._recorded(state, stats, seconds)
-            reason = "max_iter reached" if final_pass else stop_reason(monitored_losses(state.history), cfg.tol, cfg.n_iter_no_change)
-            if reason:
-                return self._result(state, stats, reason)
-            state = self._solved(state, stats)
+            stage = self.schedule.stage(state.stage)
+            if final_pass:
+                return self._result(state, stats, "max_iter reached")
+            decision = self.schedule.decide(state.stage_history(), stage, state.final_stage)
+            if decision.action == "stop":
+                assert decision.reason is not None
+                return self._result(state, stats, decision.reason)
+            step = self.solver.step(stats, state)
             del stats  # the next pass builds new matrices; do not hold two sets at once
+            if decision.final:
+                logger.info("stage %d: rows new to the model fit as well as the sample; this stage is the last", stage.index)
+            state = replace(
+                state,
+                iteration=state.iteration + 1,
+                W=step.W,
+                B=step.B,
+                W_prev=state.W,
+                solve=step.outcome,
+                stage=state.stage + (decision.action == "grow"),
+                final_stage=state.final_stage or decision.final,
+            )
             if self.callback is not None:
                 self.callback(state, state.history[-1])
 
     def _pass(self, state: TrainState, hidden: bool) -> tuple[PassStatistics, float]:
+        stage = self.schedule.stage(state.stage)
         request = StatisticsRequest(
-            state.standardizer, state.W, state.B, self.config.alpha, self.holdout, state.W_prev, hidden
+            state.standardizer, state.W, state.B, self.config.alpha, self.holdout, state.W_prev, hidden,
+            Sample(stage.fraction, self.seed), stage.seen,
         )
+        in_pool = stage.fraction <= state.pool_fraction
+        rows = self._pool_rows if in_pool else self.dataset.n_rows
+        self._announce(self._pass_label(state.iteration, stage, in_pool), rows)
         start = time.perf_counter()
-        stats = self.backend.run(self.dataset, request)
-        self.rows_read += self.dataset.n_rows
-        return stats, time.perf_counter() - start
+        if in_pool:
+            stats = self.backend.run_pooled(self._pool, request)
+        else:
+            stats = self.backend.run(self.dataset, request)
+            self.rows_read += rows
+            self._unrecorded_reads += rows
+        seconds = time.perf_counter() - start
+        self._last_pass_rows = rows
+        return stats, seconds
+
+    def _pass_label(self, iteration: int, stage: Stage, in_pool: bool) -> str:
+        if len(self.schedule.fractions) == 1:
+            return f"iteration {iteration}"
+        where = "memory" if in_pool else "storage"
+        return f"iteration {iteration}, stage {stage.index + 1}/{len(self.schedule.fractions)} ({stage.fraction:.3g} of rows, {where})"
+
+    def _announce(self, label: str, rows: int) -> None:
+        if self.on_pass is not None:
+            self.on_pass(label, rows)
 
     def _recorded(self, state: TrainState, stats: PassStatistics, pass_seconds: float) -> TrainState:
-        """Complete model ``state.iteration``'s record with its pass and track the best."""
+        """Complete model ``state.iteration``'s record with its pass and track the stage's best."""
         k, h = self.dataset.n_targets, self.config.hidden_units
         n = max(stats.n, 1)
         solve = state.solve
+        val_loss, val_se = loss_estimate(float(stats.val_sse.sum()), stats.val_sse_sq, stats.n_val, k)
+        train_se = loss_estimate(float(stats.sse.sum()), stats.sse_sq, stats.n, k)[1]
+        gap, gap_se = fresh_gap(stats, k)
         record = IterationRecord(
             iteration=state.iteration,
             train_loss=float(stats.sse.sum() / (n * k)),
-            val_loss=float(stats.val_sse.sum() / (stats.n_val * k)) if stats.n_val else math.nan,
+            val_loss=val_loss,
             predicted_loss=solve.predicted_loss,
             output_loss=solve.output_loss,
             logdet=solve.logdet,
@@ -276,50 +324,39 @@ class Trainer:
             dead_neurons=int((stats.active == 0).sum()),
             flip_fraction=stats.flips / (n * h) if state.W_prev is not None else math.nan,
             seconds=solve.seconds + pass_seconds,
-            rows_per_second=self.dataset.n_rows / pass_seconds if pass_seconds > 0 else math.inf,
+            rows_per_second=self._last_pass_rows / pass_seconds if pass_seconds > 0 else math.inf,
             warning=solve.warning,
             damping=solve.damping,
+            stage=state.stage,
+            sample_rows=stats.n,
+            rows_read=self._unrecorded_reads,
+            loss_se=val_se if stats.n_val else train_se,
+            fresh_gap=gap,
+            fresh_gap_se=gap_se,
         )
+        self._unrecorded_reads = 0
         if not math.isfinite(record.train_loss):
             raise NumericalError(f"iteration {state.iteration}: training loss is {record.train_loss}; weights diverged")
         logger.info(
-            "iteration %d: train %.6g val %.6g predicted %.6g flips %.4g logdet %.6g (%.2fs, %.3g rows/s)",
-            record.iteration, record.train_loss, record.val_loss, record.predicted_loss,
+            "iteration %d (stage %d, %d rows): train %.6g val %.6g predicted %.6g flips %.4g logdet %.6g (%.2fs, %.3g rows/s)",
+            record.iteration, record.stage, record.sample_rows, record.train_loss, record.val_loss, record.predicted_loss,
             record.flip_fraction, record.logdet, record.seconds, record.rows_per_second,
         )
         if record.warning:
             logger.warning("iteration %d: %s", record.iteration, record.warning)
         history = (*state.history, record)
         losses = monitored_losses(history)
-        if state.best_W is None or losses[-1] < losses[state.best_iteration]:
+        # Losses of different samples are not comparable: the best is kept within the stage.
+        new_stage = state.best_W is None or history[state.best_iteration].stage != record.stage
+        if new_stage or losses[-1] < losses[state.best_iteration]:
             return replace(state, history=history, best_iteration=state.iteration, best_W=state.W, best_B=state.B)
         return replace(state, history=history)
 
-    def _solved(self, state: TrainState, stats: PassStatistics) -> TrainState:
-        """Both half-steps from one pass's statistics: the next model."""
-        assert stats.P is not None and stats.Q is not None and stats.s is not None
-        start = time.perf_counter()
-        l2, n, k = self.config.l2, max(stats.n, 1), self.dataset.n_targets
-        B, out_report = solve_output_layer(stats.G, stats.C, l2)
-        damping = next_damping(state.solve.damping, [r.train_loss for r in state.history], self.config.damping)
-        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2, damping, state.W)
-        predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
-        W, V = rebalance(W, B[:-1])
-        warnings = [w for w in (out_report.warning, hid_report.warning) if w]
-        solve = SolveOutcome(
-            predicted_loss=predicted / (n * k),
-            output_loss=output_loss(stats.G, stats.C, stats.sum_yy, B) / (n * k),
-            logdet=hid_report.logdet,
-            condition=hid_report.condition,
-            warning="; ".join(warnings) or None,
-            seconds=time.perf_counter() - start,
-            damping=damping,
-        )
-        return replace(state, iteration=state.iteration + 1, W=W, B=np.vstack([V, B[-1:]]), W_prev=state.W, solve=solve)
-
     def _result(self, state: TrainState, stats: PassStatistics, reason: str) -> TrainResult:
         assert state.best_W is not None and state.best_B is not None
-        cfg = self.config
+        cfg, best = self.config, state.best_iteration
+        dropped = stats.dropped if self.dropped is None else self.dropped
+        ended_early = state.final_stage and not self.schedule.stage(state.stage).everything
         model = TwoLayerModel(
             W=state.best_W,
             B=state.best_B,
@@ -335,13 +372,19 @@ class Trainer:
                 "n_targets": self.dataset.n_targets,
                 "n_train": stats.n,
                 "n_validation": stats.n_val,
-                "dropped_rows": stats.dropped,
-                "best_iteration": state.best_iteration,
+                "dropped_rows": dropped,
+                "best_iteration": best,
                 "stop_reason": reason,
+                "schedule": cfg.schedule,
+                "stage": state.stage,
+                "n_stages": len(self.schedule.fractions),
+                # The best model was solved from the pass before its own.
+                "n_fitted_rows": state.history[best - 1].sample_rows if best > 0 else 0,
+                "ended_early": ended_early,
+                "rows_read": self.rows_read,
             },
         )
-        logger.info("stopped: %s; best iteration %d", reason, state.best_iteration)
+        logger.info("stopped: %s; best iteration %d", reason, best)
         return TrainResult(
-            model, list(state.history), state.best_iteration, reason, stats.n, stats.n_val, stats.dropped,
-            {"rows_read": self.rows_read},
+            model, list(state.history), best, reason, stats.n, stats.n_val, dropped, {"rows_read": self.rows_read},
         )

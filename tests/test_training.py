@@ -15,7 +15,7 @@ from streamls.backends import LocalBackend
 from streamls.errors import ConfigError
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
-from streamls.training import stop_reason
+from streamls.schedule import stop_reason
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
 SETTINGS = {"hidden_units": 8, "max_iter": 8, "tol": 0.0, "random_state": 0, "validation_fraction": 0.2}
@@ -261,17 +261,21 @@ def test_nan_policy_drop_skips_and_counts_rows(files) -> None:
     assert np.isfinite(result.model.predict(DATA.X)).all()
 
 
-def test_trainer_api_and_rows_read() -> None:
+@pytest.mark.parametrize(("schedule", "passes_read"), [("full", 5), ("sample", 1)])
+def test_trainer_api_and_rows_read(schedule: str, passes_read: int) -> None:
     dataset = Dataset(DATA.X, DATA.y, block_rows=500)
-    trainer = Trainer(dataset, TrainConfig(hidden_units=4, max_iter=3, tol=0, random_state=0), LocalBackend())
+    config = TrainConfig(hidden_units=4, max_iter=3, tol=0, random_state=0, schedule=schedule)
+    trainer = Trainer(dataset, config, LocalBackend())
     state = trainer.initial_state()
     assert state.iteration == 0 and state.W.shape == (4, 6) and not state.B.any()
     records = []
     trainer.callback = lambda st, rec: records.append((st.iteration, rec.iteration))
     result = trainer.run(state)
     assert records == [(1, 0), (2, 1), (3, 2)]
-    # One moments pass plus one pass per model (iterations 0..3).
-    assert result.extra["rows_read"] == 5 * len(DATA.y)
+    # "full": one moments pass plus one pass per model (iterations 0..3); "sample": the data
+    # fits the pool, so the moments pass is the only read from storage.
+    assert result.extra["rows_read"] == passes_read * len(DATA.y)
+    assert sum(r.rows_read for r in result.history) == passes_read * len(DATA.y)
 
 
 def test_initial_hyperplanes_pass_through_training_rows() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..sources import Dataset
-from ..stats import DataMoments, PassRequest, PassStatistics
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -22,6 +22,16 @@ class Backend(Protocol):
 
         Must equal ``accumulate(dataset, request)`` up to rounding, counting every row once.
         """
+
+    def pool(self, dataset: Dataset, request: MomentsRequest) -> tuple[DataMoments, Any]:
+        """The moments pass ``request``, also keeping ``request.pool``'s rows in memory where they were read.
+
+        Returns the moments (their ``pooled`` emptied; ``pooled_rows`` and ``pooled_bytes``
+        kept) and a handle to the pool for :meth:`run_pooled`.
+        """
+
+    def run_pooled(self, pool: Any, request: PassRequest[S]) -> S:
+        """Evaluate ``request`` over the pooled rows only; equals ``run`` restricted to them up to rounding."""
 
     def close(self) -> None:
         """Release what the backend started (clients, clusters); call once, after the last :meth:`run`."""

@@ -23,12 +23,13 @@ DEFAULT_BLOCK_ROWS = 65536
 
 @dataclass(frozen=True)
 class Block:
-    """Rows ``[start, start + len(x))`` of a dataset.
+    """Rows of a dataset: ``[start, start + len(x))``, or the rows named by ``index``.
 
     Attributes
     ----------
     start : int
-        Absolute index of the first row.
+        Absolute index of the first row (of the first stored row the block was taken from,
+        when ``index`` is given).
     x : numpy.ndarray, shape (m, d)
         Inputs in the stored dtype.
     y : numpy.ndarray, shape (m, k)
@@ -36,17 +37,29 @@ class Block:
     keep : numpy.ndarray of bool, shape (m,), or None
         Rows to use; ``None`` means all. Rows holding NaN or Inf are not kept under
         ``nan_policy="drop"``.
+    index : numpy.ndarray of int64, shape (m,), or None
+        Global indices of rows that are not contiguous (a sample); ``None``: contiguous.
+    ranks : numpy.ndarray of float64, shape (m,), or None
+        Sample ranks of the rows, ascending, for a block of pooled rows (so a smaller
+        sample is a prefix of it); ``None`` otherwise.
     """
 
     start: int
     x: np.ndarray
     y: np.ndarray
     keep: np.ndarray | None = None
+    index: np.ndarray | None = None
+    ranks: np.ndarray | None = None
 
     @property
     def stop(self) -> int:
-        """Absolute index one past the last row."""
+        """Absolute index one past the last row (of a contiguous block)."""
         return self.start + len(self.x)
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Global indices of the block's rows, shape (m,)."""
+        return np.arange(self.start, self.stop) if self.index is None else self.index
 
     @property
     def dropped(self) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..sources import Block
+
 
 @dataclass(frozen=True)
 class ColumnMoments:
@@ -65,6 +67,11 @@ class DataMoments:
         Global indices of the training rows collected for initialisation.
     anchor_x : numpy.ndarray, shape (r, d)
         Those rows' inputs, in the stored units.
+    pooled : tuple of Block
+        Rows kept in memory for later passes, per block in row order (empty once a backend
+        has taken them into its pool).
+    pooled_rows, pooled_bytes : int
+        Rows and bytes of the pool.
     """
 
     x: ColumnMoments
@@ -73,6 +80,9 @@ class DataMoments:
     dropped: int
     anchor_rows: np.ndarray
     anchor_x: np.ndarray
+    pooled: tuple[Block, ...] = ()
+    pooled_rows: int = 0
+    pooled_bytes: int = 0
 
     def __add__(self, other: DataMoments) -> DataMoments:
         return DataMoments(
@@ -82,6 +92,9 @@ class DataMoments:
             self.dropped + other.dropped,
             np.concatenate([self.anchor_rows, other.anchor_rows]),
             np.concatenate([self.anchor_x, other.anchor_x]),
+            self.pooled + other.pooled,
+            self.pooled_rows + other.pooled_rows,
+            self.pooled_bytes + other.pooled_bytes,
         )
 
     def anchors(self) -> np.ndarray:

@@ -48,6 +48,13 @@ class PassStatistics:
     val_sse : numpy.ndarray, shape (k,)
     dropped : int
         Rows skipped for holding NaN or Inf.
+    sse_sq, val_sse_sq : float
+        Sums over training (validation) rows of the squared per-row error ``e_i^2``, with
+        ``e_i = sum_c r_ic^2``: with the sums of ``e_i`` they give the loss's standard error.
+    fresh_n : int
+        Training rows new to the model (ranked at or above the request's ``seen``).
+    fresh_sse, fresh_sse_sq : float
+        Sums of ``e_i`` and ``e_i^2`` over those rows.
     P : numpy.ndarray, shape (h p, h p), or None
     Q : numpy.ndarray, shape (h p, k), or None
     s : numpy.ndarray, shape (h p,), or None
@@ -65,6 +72,11 @@ class PassStatistics:
     n_val: int
     val_sse: np.ndarray
     dropped: int
+    sse_sq: float = 0.0
+    val_sse_sq: float = 0.0
+    fresh_n: int = 0
+    fresh_sse: float = 0.0
+    fresh_sse_sq: float = 0.0
     P: np.ndarray | None = None
     Q: np.ndarray | None = None
     s: np.ndarray | None = None
@@ -190,6 +202,7 @@ def block_statistics(
     W_prev: np.ndarray | None = None,
     hidden: bool = True,
     dropped: int = 0,
+    fresh: np.ndarray | None = None,
 ) -> PassStatistics:
     """Statistics of one block of standardised rows for the model ``(W, B)``.
 
@@ -211,17 +224,24 @@ def block_statistics(
         Whether to build ``P``, ``Q`` and ``s`` (the costly part).
     dropped : int
         Rows the caller skipped, carried into the result.
+    fresh : numpy.ndarray of bool, shape (m,), optional
+        Rows new to the model, whose loss is also summed apart (validation rows never count).
     """
     x_aug = augment(x)
     u, a, phi = hidden_features(x_aug, W, alpha)
     residual = y - phi @ B
+    row_error = (residual**2).sum(axis=1)
     if validation is not None and validation.any():
         val_sse = (residual[validation] ** 2).sum(axis=0)
+        val_sse_sq = float((row_error[validation] ** 2).sum())
         n_val = int(validation.sum())
         train = ~validation
         x_aug, y, u, a, phi, residual = x_aug[train], y[train], u[train], a[train], phi[train], residual[train]
+        row_error = row_error[train]
+        fresh = None if fresh is None else fresh[train]
     else:
-        val_sse, n_val = np.zeros(y.shape[1]), 0
+        val_sse, val_sse_sq, n_val = np.zeros(y.shape[1]), 0.0, 0
+    fresh_error = row_error[fresh] if fresh is not None else row_error[:0]
     flips = 0 if W_prev is None else int(((x_aug @ W_prev.T > 0) != (u > 0)).sum())
     P = Q = s = None
     if hidden:
@@ -238,6 +258,11 @@ def block_statistics(
         n_val=n_val,
         val_sse=val_sse,
         dropped=dropped,
+        sse_sq=float((row_error**2).sum()),
+        val_sse_sq=val_sse_sq,
+        fresh_n=len(fresh_error),
+        fresh_sse=float(fresh_error.sum()),
+        fresh_sse_sq=float((fresh_error**2).sum()),
         P=P,
         Q=Q,
         s=s,

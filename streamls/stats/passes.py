@@ -9,7 +9,7 @@ Requests are small, picklable and carry the current model, so a worker needs not
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -18,9 +18,10 @@ from threadpoolctl import threadpool_limits
 
 from ..concurrency import ordered_map
 from ..sources import Block, Dataset
-from ..split import validation_mask
+from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
 from .pass_stats import PassStatistics, block_statistics
+from .sample import Sample, block_bytes, pooled
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -56,7 +57,9 @@ class Holdout:
 
     def mask(self, block: Block) -> np.ndarray:
         """Validation rows of ``block``, shape (m,)."""
-        return validation_mask(block.start, block.stop, self.fraction, self.seed)
+        if self.fraction <= 0.0:
+            return np.zeros(len(block.x), dtype=bool)
+        return row_uniforms(block.rows, self.seed) < self.fraction
 
 
 def _kept(block: Block, holdout: Holdout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,10 +80,13 @@ class MomentsRequest:
     anchor_candidates : numpy.ndarray of int64, shape (r,)
         Sorted global row indices whose inputs to collect (for initialisation) when they
         are training rows.
+    pool : Sample or None
+        Rows to keep in memory as well (training and validation rows alike), or none.
     """
 
     holdout: Holdout
     anchor_candidates: np.ndarray
+    pool: Sample | None = None
 
     @property
     def statistics_bytes(self) -> int:
@@ -94,15 +100,17 @@ class MomentsRequest:
         -------
         DataMoments
             Column moments of the training rows' inputs (d columns) and targets (k columns),
-            the count of kept validation rows, ``block.dropped``, and the anchor candidates in
+            the count of kept validation rows, ``block.dropped``, the anchor candidates in
             ``[block.start, block.stop)`` that are training rows: global indices, shape (r_b,),
-            and their inputs as float64, shape (r_b, d).
+            and their inputs as float64, shape (r_b, d); and, with ``pool``, the block's kept rows
+            in the pool (see :func:`streamls.stats.sample.pooled`).
         """
         validation = self.holdout.mask(block)
         train = ~validation if block.keep is None else ~validation & block.keep
         lo, hi = np.searchsorted(self.anchor_candidates, [block.start, block.stop])
         local = self.anchor_candidates[lo:hi] - block.start
         local = local[train[local]]
+        kept = () if self.pool is None else (pooled(block, self.pool),)
         return DataMoments(
             ColumnMoments.of(block.x[train]),
             ColumnMoments.of(block.y[train]),
@@ -110,6 +118,9 @@ class MomentsRequest:
             block.dropped,
             local + block.start,
             np.asarray(block.x[local], dtype=np.float64),
+            kept,
+            sum(len(b.x) for b in kept),
+            sum(block_bytes(b) for b in kept),
         )
 
 
@@ -128,6 +139,11 @@ class StatisticsRequest:
         Previous hidden weights, to count pattern flips.
     hidden : bool
         Whether to build the hidden-layer statistics (False for a final evaluation).
+    sample : Sample
+        The rows the pass covers (training and validation rows alike).
+    seen : float
+        Rows ranked below it were in the previous stage's sample; the others are fresh to
+        the model, and their loss is summed apart (0: none was seen).
     """
 
     standardizer: Standardizer
@@ -137,6 +153,8 @@ class StatisticsRequest:
     holdout: Holdout
     W_prev: np.ndarray | None = None
     hidden: bool = True
+    sample: Sample = Sample()
+    seen: float = 0.0
 
     @property
     def statistics_bytes(self) -> int:
@@ -147,8 +165,8 @@ class StatisticsRequest:
     def on_block(self, block: Block) -> PassStatistics:
         """Pass statistics of the block's kept rows under the model ``(W, B)``.
 
-        Inputs and targets are standardised first; validation rows add only to ``n_val`` and
-        ``val_sse``.
+        Only the rows in ``sample`` count. Inputs and targets are standardised first;
+        validation rows add only to ``n_val``, ``val_sse`` and ``val_sse_sq``.
 
         Returns
         -------
@@ -157,7 +175,13 @@ class StatisticsRequest:
             (k,), ``active`` (h,) and, when ``hidden``, ``P`` (h p, h p), ``Q`` (h p, k) and ``s``
             (h p,) with ``p = d + 1``; ``dropped`` is ``block.dropped``.
         """
+        dropped = block.dropped
+        block = self.sample.of(block)
         x, y, validation = _kept(block, self.holdout)
+        fresh = None
+        if self.seen > 0:
+            ranks = block.ranks if block.ranks is not None else row_ranks(block.rows, self.sample.seed)
+            fresh = ranks[block.keep] >= self.seen if block.keep is not None else ranks >= self.seen
         return block_statistics(
             self.standardizer.inputs(x),
             self.standardizer.targets(y),
@@ -167,7 +191,8 @@ class StatisticsRequest:
             validation=validation,
             W_prev=self.W_prev,
             hidden=self.hidden,
-            dropped=block.dropped,
+            dropped=dropped,
+            fresh=fresh,
         )
 
 
@@ -180,7 +205,23 @@ def accumulate(
     progress: Callable[[int], None] | None = None,
     workers: int = 1,
 ) -> S:
-    """Sum ``request``'s statistics over the blocks of rows ``[start, stop)``.
+    """Sum ``request``'s statistics over the blocks of rows ``[start, stop)`` of ``dataset``.
+
+    The blocks are read in a background thread when ``prefetch``; see :func:`accumulate_blocks`.
+    """
+    workers = min(workers, len(dataset.block_ranges(start, stop)))
+    with contextlib.closing(dataset.blocks(start, stop, prefetch=prefetch)) as blocks:
+        return accumulate_blocks(blocks, request, progress, workers, f"{dataset.name}: rows [{start}, {stop})")
+
+
+def accumulate_blocks(
+    blocks: Iterable[Block],
+    request: PassRequest[S],
+    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
+    what: str = "blocks",
+) -> S:
+    """Sum ``request``'s statistics over ``blocks``, in their order.
 
     With ``workers > 1`` that many threads compute blocks at once, each with single-threaded
     BLAS (the thread count stays ``workers``); parts are still summed in block order, so
@@ -189,14 +230,12 @@ def accumulate(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    workers = min(workers, len(dataset.block_ranges(start, stop)))
 
     def rows_and_part(block: Block) -> tuple[int, S]:
         return len(block.x), request.on_block(block)
 
     # Every thread started here is stopped on the way out, even on an error or interrupt.
     with contextlib.ExitStack() as stack:
-        blocks = stack.enter_context(contextlib.closing(dataset.blocks(start, stop, prefetch=prefetch)))
         if workers <= 1:
             parts: Iterator[tuple[int, S]] = map(rows_and_part, blocks)
         else:
@@ -211,5 +250,5 @@ def accumulate(
             if progress is not None:
                 progress(rows)
     if total is None:
-        raise ValueError(f"{dataset.name}: empty row range [{start}, {stop})")
+        raise ValueError(f"{what}: empty row range")
     return total

@@ -1,0 +1,190 @@
+"""Which rows each pass covers: a growing random sample, and when to grow it or stop.
+
+Early iterations need only enough rows to pin down the network's unknowns; reading all n
+rows for each of them is what makes a plain full-pass schedule slow on big data. The
+``"sample"`` schedule (dynamic sample size, after Byrd, Chin, Nocedal and Wu, Math.
+Programming 134, 2012) trains on the rows ranked below a fraction ``f_s`` (ranks hash the
+row index, :func:`streamls.split.row_ranks`), doubling ``f`` in stages:
+
+- **grow** when the stage's monitored loss improved over the last :data:`GROW_WINDOW`
+  iterations by less than its standard error: the optimisation has reached the sample's
+  statistical resolution, so more iterations on it would fit its noise;
+- **end early** at the first pass of a stage when the rows new to the model are fitted as
+  well as those it was trained on, within :data:`GAP_SE` standard errors of the difference:
+  more rows no longer change the model beyond noise. That stage is then the last; training
+  stops there by the ordinary stopping rule, without reading the rest;
+- the last stage is every row, and the ordinary stopping rule ends it.
+
+``"sample-all"`` grows the same way but never ends early; ``"full"`` reads every row in
+every pass (the method as first published).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .state import IterationRecord
+
+#: First sample: this many rows per unknown of the network (``h (d + 1) + (h + 1) k``),
+#: and at least :data:`MIN_SAMPLE_ROWS`. A least-squares fit of u unknowns from m rows
+#: has an excess error of about u / m of the noise; 16 rows per unknown keeps the first
+#: stage's model within 6 % of the noise floor while costing a few thousand rows.
+ROWS_PER_UNKNOWN = 16
+MIN_SAMPLE_ROWS = 4096
+#: Each stage doubles the sample: the total work of all stages stays within twice the last's.
+GROWTH = 2.0
+#: A stage within this factor of every row is merged into the last one.
+LAST_STAGE_MARGIN = math.sqrt(2.0)
+#: Iterations over which the grow rule compares the stage's best losses.
+GROW_WINDOW = 2
+#: Standard errors within which fresh rows' loss must match the fitted rows' to end early.
+GAP_SE = 1.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A sample stage: the rows ranked below ``fraction``; ``seen`` bounds the previous stage's rows."""
+
+    index: int
+    fraction: float
+    seen: float
+
+    @property
+    def everything(self) -> bool:
+        """Whether the stage covers every row."""
+        return self.fraction >= 1.0
+
+
+def stage_fractions(n_rows: int, unknowns: int) -> tuple[float, ...]:
+    """Rank fractions of the stages for ``n_rows`` rows and a network of ``unknowns`` weights.
+
+    Returns
+    -------
+    tuple of float
+        Increasing, doubling, ending with 1.0 (every row).
+    """
+    fraction = max(MIN_SAMPLE_ROWS, ROWS_PER_UNKNOWN * unknowns) / max(n_rows, 1)
+    fractions = []
+    while fraction * LAST_STAGE_MARGIN < 1.0:
+        fractions.append(fraction)
+        fraction *= GROWTH
+    return (*fractions, 1.0)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the schedule says after a pass: ``action`` is ``"go"``, ``"grow"`` or ``"stop"``.
+
+    Attributes
+    ----------
+    action : str
+    reason : str or None
+        Why training stops (with ``"stop"``).
+    final : bool
+        The current stage becomes the last (the sample ended growing early).
+    """
+
+    action: str
+    reason: str | None = None
+    final: bool = False
+
+
+def monitored_losses(history: Sequence[IterationRecord]) -> list[float]:
+    """The loss the stopping rule and best-iterate choice watch: validation if present."""
+    use_val = bool(history) and not math.isnan(history[0].val_loss)
+    return [r.val_loss if use_val else r.train_loss for r in history]
+
+
+def stop_reason(losses: Sequence[float], tol: float, window: int) -> str | None:
+    """Why to stop after these losses, or ``None`` to go on.
+
+    Stops when the best of the last ``window`` losses improves on the best before them
+    by no more than ``tol`` relatively (so a loss stuck at 0 stops too). The realised
+    loss is not monotone, so single-step changes would stop too early.
+    """
+    if tol <= 0 or len(losses) <= window:
+        return None
+    before, recent = min(losses[:-window]), min(losses[-window:])
+    if before - recent <= tol * abs(before):
+        return f"relative improvement below tol={tol:g} over the last {window} iterations"
+    return None
+
+
+def below_noise(records: Sequence[IterationRecord]) -> bool:
+    """Whether the stage's last iterations improved its best loss by less than one standard error."""
+    if len(records) < 2:
+        return False
+    losses = monitored_losses(records)
+    window = min(GROW_WINDOW, len(losses) - 1)
+    return min(losses[:-window]) - min(losses[-window:]) < records[-1].loss_se
+
+
+def more_rows_help(record: IterationRecord) -> bool:
+    """Whether rows new to the model are fitted worse than those it was trained on, beyond noise."""
+    if math.isnan(record.fresh_gap):
+        return True
+    return record.fresh_gap > GAP_SE * record.fresh_gap_se
+
+
+@dataclass(frozen=True)
+class RowSchedule:
+    """The stages of one run and the decisions between passes.
+
+    Parameters
+    ----------
+    kind : {"sample", "sample-all", "full"}
+    fractions : tuple of float
+        Rank fractions of the stages (``(1.0,)`` for ``"full"``).
+    tol, window : float, int
+        The stopping rule of the last stage (``TrainConfig.tol``, ``n_iter_no_change``).
+    """
+
+    kind: str
+    fractions: tuple[float, ...]
+    tol: float
+    window: int
+
+    @classmethod
+    def for_run(cls, kind: str, n_rows: int, unknowns: int, tol: float, window: int) -> RowSchedule:
+        """The schedule of a run over ``n_rows`` rows with ``unknowns`` weights."""
+        fractions = (1.0,) if kind == "full" else stage_fractions(n_rows, unknowns)
+        return cls(kind, fractions, tol, window)
+
+    def stage(self, index: int) -> Stage:
+        """Stage ``index``."""
+        return Stage(index, self.fractions[index], self.fractions[index - 1] if index > 0 else 0.0)
+
+    def pool_fraction(self, affordable: float) -> float:
+        """The largest stage fraction within ``affordable`` (the memory budget's share of rows); 0: no pool.
+
+        Rows beyond the largest pooled stage would never be read from memory, so none are kept.
+        """
+        if self.kind == "full":
+            return 0.0
+        return max((f for f in self.fractions if f <= affordable), default=0.0)
+
+    def decide(self, records: Sequence[IterationRecord], stage: Stage, final: bool) -> Decision:
+        """After a pass: go on, grow the sample, or stop.
+
+        Parameters
+        ----------
+        records : sequence of IterationRecord
+            The current stage's records, the last one just measured.
+        stage : Stage
+        final : bool
+            Whether the stage was already made the last.
+        """
+        losses = monitored_losses(records)
+        if stage.everything or final:
+            reason = stop_reason(losses, self.tol, self.window)
+            if reason and not stage.everything:
+                reason += f"; ended on a sample of {records[-1].sample_rows} rows, as more rows no longer lowered the loss"
+            return Decision("stop", reason) if reason else Decision("go")
+        if len(records) == 1:
+            ends = self.kind == "sample" and stage.index > 0 and not more_rows_help(records[0])
+            return Decision("go", final=ends)
+        if below_noise(records) or stop_reason(losses, self.tol, self.window):
+            return Decision("grow")
+        return Decision("go")

@@ -1,0 +1,102 @@
+"""Solver strategies: how one pass's statistics become the next model.
+
+The training loop asks a strategy for the next weights and knows nothing about how they
+are found. :class:`AlternatingRidge` is the method of METHOD.md: the output layer's ridge
+solve, then the damped hidden-layer solve under the fixed pattern, then rebalancing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .solvers import hidden_loss, output_loss, rebalance, solve_hidden_layer, solve_output_layer
+from .state import SolveOutcome, TrainState
+from .stats import PassStatistics
+
+
+@dataclass(frozen=True)
+class Step:
+    """The next model and what its solves tell about it.
+
+    Attributes
+    ----------
+    W : numpy.ndarray, shape (h, d + 1)
+    B : numpy.ndarray, shape (h + 1, k)
+    outcome : SolveOutcome
+    """
+
+    W: np.ndarray
+    B: np.ndarray
+    outcome: SolveOutcome
+
+
+class SolverStrategy(Protocol):
+    """Turns the statistics of the current model's pass into the next model."""
+
+    def step(self, stats: PassStatistics, state: TrainState) -> Step:
+        """The next model from ``stats`` (a pass with hidden-layer sums) and the current ``state``."""
+
+
+#: Adaptive damping: the factor after a rise of the realised loss, after a fall, and the
+#: range relative to the initial damping. A rise means the fixed-pattern step was too
+#: long for the pattern it assumed; steady falls let the damping fade to plain ALS steps.
+DAMPING_UP, DAMPING_DOWN, DAMPING_RANGE = 4.0, 0.5, (1e-2, 1e5)
+
+
+def next_damping(previous: float, train_losses: Sequence[float], initial: float) -> float:
+    """Damping of the next hidden solve, from the last one and the realised losses.
+
+    Quadrupled when the last model's training loss rose above the one before, halved when
+    it fell, kept within ``initial * DAMPING_RANGE``; ``initial`` for the first solve.
+    """
+    if initial == 0 or math.isnan(previous) or len(train_losses) < 2:
+        return initial
+    factor = DAMPING_UP if train_losses[-1] > train_losses[-2] else DAMPING_DOWN
+    low, high = DAMPING_RANGE
+    return float(min(max(previous * factor, initial * low), initial * high))
+
+
+@dataclass(frozen=True)
+class AlternatingRidge:
+    """Output-layer ridge solve, then the damped fixed-pattern hidden solve (METHOD.md).
+
+    Parameters
+    ----------
+    l2 : float
+        Ridge term relative to each Gram matrix's mean diagonal.
+    damping : float
+        Initial proximal weight of the hidden solve, adapted by :func:`next_damping`.
+    """
+
+    l2: float
+    damping: float
+
+    def step(self, stats: PassStatistics, state: TrainState) -> Step:
+        """Both half-steps from one pass; the damping adapts to the current stage's realised losses."""
+        assert stats.P is not None and stats.Q is not None and stats.s is not None
+        start = time.perf_counter()
+        n, k = max(stats.n, 1), stats.C.shape[1]
+        B, out_report = solve_output_layer(stats.G, stats.C, self.l2)
+        # Losses of different samples are not comparable: only this stage's tell rise from fall.
+        losses = [r.train_loss for r in state.stage_history()]
+        damping = next_damping(state.solve.damping, losses, self.damping)
+        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, self.l2, damping, state.W)
+        predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
+        W, V = rebalance(W, B[:-1])
+        warnings = [w for w in (out_report.warning, hid_report.warning) if w]
+        outcome = SolveOutcome(
+            predicted_loss=predicted / (n * k),
+            output_loss=output_loss(stats.G, stats.C, stats.sum_yy, B) / (n * k),
+            logdet=hid_report.logdet,
+            condition=hid_report.condition,
+            warning="; ".join(warnings) or None,
+            seconds=time.perf_counter() - start,
+            damping=damping,
+        )
+        return Step(W, np.vstack([V, B[-1:]]), outcome)
