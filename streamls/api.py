@@ -2,36 +2,52 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .backends import Backend, make_backend
-from .hyperparameters import TrainConfig
+from .backends import Backend, LocalBackend, make_backend
+from .errors import unexpected_keyword_error
+from .hyperparameters import TrainConfig, document_hyperparameters, hyperparameters
 from .model import TwoLayerModel
 from .sources import Dataset
 from .training import IterationRecord, Trainer, TrainResult, TrainState
 
 
+def _with_hyperparameter_keywords(function: Callable[..., TrainResult]) -> Callable[..., TrainResult]:
+    """Show the hyperparameters, which ``function`` takes in its ``**options``, in its signature and docstring.
+
+    They become keyword-only parameters of ``inspect.signature(function)``, with the defaults of
+    :class:`TrainConfig`, so that ``help()``, editors and the API reference list them; the
+    docstring's :data:`~streamls.hyperparameters.MARKER` line becomes their entries.
+    """
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters.values())
+    first_keyword = next(i for i, p in enumerate(parameters) if p.kind is p.KEYWORD_ONLY)
+    keywords = [
+        inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=spec.annotation)
+        for spec in hyperparameters()
+    ]
+    function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*parameters[:first_keyword], *keywords, *parameters[first_keyword:]]
+    )
+    function.__doc__ = document_hyperparameters(function.__doc__)
+    return function
+
+
+@_with_hyperparameter_keywords
 def fit(
     X: Any,
     y: Any = None,
     *,
-    hidden_units: int = 32,
-    alpha: float = 0.0,
-    l2: float = TrainConfig.l2,
-    damping: float = TrainConfig.damping,
-    max_iter: int = 100,
-    tol: float = TrainConfig.tol,
-    n_iter_no_change: int = TrainConfig.n_iter_no_change,
-    random_state: int | None = None,
-    validation_fraction: float = 0.0,
     target_cols: int | Sequence[int] | None = None,
     chunk_rows: int | None = None,
     nan_policy: str = "error",
     init: TwoLayerModel | str | None = None,
     backend: str | Backend = "local",
     callback: Callable[[TrainState, IterationRecord], None] | None = None,
-    **backend_options: Any,
+    memory_limit: int | str | None = None,
+    **options: Any,
 ) -> TrainResult:
     """Train a two-layer (leaky) ReLU network by streaming alternating least squares.
 
@@ -43,23 +59,7 @@ def fit(
         table that also holds the targets.
     y : array_like, Source, data spec or None
         Targets, shape (n,) or (n, k).
-    hidden_units : int, default 32
-    alpha : float, default 0.0
-        Leaky slope, in [0, 1).
-    l2 : float, default 1e-6
-        Ridge term, relative to each Gram matrix's mean diagonal.
-    damping : float, default 1e-2
-        Initial proximal weight keeping each hidden step near the current weights, relative
-        to the hidden Gram matrix's mean diagonal; raised after a step that increased the
-        training loss, lowered after one that decreased it (0: plain ALS).
-    max_iter : int, default 100
-    tol : float, default 1e-4
-        Relative improvement over ``n_iter_no_change`` iterations below which training stops
-        (0: run all ``max_iter``).
-    n_iter_no_change : int, default 10
-    random_state : int or None
-    validation_fraction : float, default 0.0
-        Rows held out by row-index hash; they drive early stopping and the best iterate.
+    {hyperparameters}
     target_cols : int or sequence of int, optional
         With ``y=None``: the target columns of ``X`` (default: the last).
     chunk_rows : int, optional
@@ -70,24 +70,26 @@ def fit(
     backend : {"local", "dask"} or Backend
     callback : callable, optional
         ``callback(state, record)`` after every iteration (see :class:`Trainer`).
-    **backend_options
-        Passed to the backend (``prefetch=False`` or ``workers=N`` for local; ``client=...`` for Dask).
+    memory_limit : int, str or None
+        Bytes, or a size such as ``"4GiB"``, for the in-memory sample pool; default: a share
+        of available memory.
+    **options
+        The hyperparameters above, and the options of the backend's constructor
+        (:class:`~streamls.backends.LocalBackend`: ``prefetch=False``, ``workers=N``;
+        :class:`~streamls.backends.dask.DaskBackend`: ``client=...``, ``n_workers=N``).
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    ConfigError
+        Before any data is read: for a hyperparameter out of range, and for a keyword that is
+        neither a hyperparameter nor an option of the backend (naming the closest valid one).
     """
-    config = TrainConfig(
-        hidden_units=hidden_units,
-        alpha=alpha,
-        l2=l2,
-        damping=damping,
-        max_iter=max_iter,
-        tol=tol,
-        n_iter_no_change=n_iter_no_change,
-        random_state=random_state,
-        validation_fraction=validation_fraction,
-    )
+    settings, backend_options = _split_options(options, backend)
+    config = TrainConfig(**settings)
     dataset = Dataset(X, y, target_cols=target_cols, nan_policy=nan_policy, block_rows=chunk_rows)
     if isinstance(init, str):
         from .persistence import load_model
@@ -95,9 +97,38 @@ def fit(
         init = load_model(init)
     engine = make_backend(backend, **backend_options)
     try:
-        trainer = Trainer(dataset, config, engine, callback)
+        trainer = Trainer(dataset, config, engine, callback, memory_limit=memory_limit)
         return trainer.run(trainer.initial_state(init))
     finally:
         if isinstance(backend, str):
             engine.close()
         dataset.close()
+
+
+def _split_options(options: dict[str, Any], backend: str | Backend) -> tuple[dict[str, Any], dict[str, Any]]:
+    """:func:`fit`'s ``**options`` as hyperparameters and backend options; any other name is refused."""
+    names = {spec.name for spec in hyperparameters()}
+    backend_names = _backend_option_names(backend)
+    for key in options:
+        if key not in names and key not in backend_names:
+            fit_keywords = [p.name for p in inspect.signature(fit).parameters.values() if p.kind is p.KEYWORD_ONLY]
+            raise unexpected_keyword_error("fit", key, [*fit_keywords, *backend_names])
+    settings = {key: value for key, value in options.items() if key in names}
+    return settings, {key: value for key, value in options.items() if key not in names}
+
+
+def _backend_option_names(backend: str | Backend) -> list[str]:
+    """The options of the backend :func:`make_backend` builds for ``backend``: its constructor's parameters.
+
+    None for a :class:`Backend` instance, which is used as it is, or for an unknown name,
+    which :func:`make_backend` refuses.
+    """
+    if backend == "local":
+        constructor: type = LocalBackend
+    elif backend == "dask":
+        from .backends.dask import DaskBackend  # only when asked for: dask.distributed is slow to import
+
+        constructor = DaskBackend
+    else:
+        return []
+    return list(inspect.signature(constructor).parameters)

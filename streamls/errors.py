@@ -8,6 +8,9 @@ Messages name the file, the array, the row range and what was expected.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 class StreamLSError(Exception):
     """Base class of every error streamls raises on purpose."""
@@ -58,3 +61,22 @@ def parameter_error(owner: str, name: str, expected: str, got: object) -> Config
     "The 'l2' parameter of fit must be a float in the range [0, inf). Got -1.0 instead."
     """
     return ConfigError(f"The {name!r} parameter of {owner} must be {expected}. Got {got!r} instead.")
+
+
+def closest(name: str, valid: Sequence[str]) -> str | None:
+    """The valid name closest to a misspelt one, or ``None`` when nothing is close."""
+    matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def unexpected_keyword_error(owner: str, name: str, valid: Sequence[str]) -> ConfigError:
+    """A :class:`ConfigError` for an unknown keyword argument, naming the closest valid one.
+
+    Examples
+    --------
+    >>> str(unexpected_keyword_error("fit", "hiden_units", ["hidden_units", "alpha"]))
+    "fit() got an unexpected keyword argument 'hiden_units'; did you mean 'hidden_units'?"
+    """
+    guess = closest(name, valid)
+    hint = f"did you mean {guess!r}?" if guess else f"valid keywords: {', '.join(valid)}"
+    return ConfigError(f"{owner}() got an unexpected keyword argument {name!r}; {hint}")

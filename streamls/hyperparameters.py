@@ -97,7 +97,8 @@ class Hyperparameter:
     def doc_entry(self, default: Any) -> str:
         """The numpydoc entry, unindented: ``name : type, default value`` and a line of description."""
         kind = {"seed": "int or None", "str": "{" + ", ".join(f'"{c}"' for c in self.choices) + "}"}.get(self.kind, self.kind)
-        return f"{self.name} : {kind}, default {value_text(default)}\n    {self.help[0].upper()}{self.help[1:]}; {self.expected}."
+        bounds = "" if self.choices else f" Must be {self.expected}."  # the type lists the choices
+        return f"{self.name} : {kind}, default {value_text(default)}\n    {self.help[0].upper()}{self.help[1:]}.{bounds}"
 
 
 def _declare(default: Any, kind: Literal["int", "float", "str", "seed"], help: str, **bounds: Any) -> Any:
@@ -120,18 +121,18 @@ class TrainConfig:
     l2: float = _declare(1e-6, "float", "ridge term of both layers, relative to the mean diagonal of each layer's Gram matrix",
                          low=0)
     damping: float = _declare(1e-2, "float", "initial weight of the proximal term keeping each hidden solve near the current "
-                              "hidden weights, relative to the mean diagonal of its Gram matrix; adapted every "
+                              "hidden weights, relative to the mean diagonal of its Gram matrix and adapted every "
                               "iteration (0: the plain alternating solves)", low=0)
-    max_iter: int = _declare(100, "int", "most iterations (solves); each reads the data once", low=0)
+    max_iter: int = _declare(100, "int", "most iterations (solves), each reading the data once", low=0)
     tol: float = _declare(1e-4, "float", "stop when the best loss of the last n_iter_no_change iterations improves on the "
                           "best before them by less than tol, relatively (0: run all max_iter)", low=0)
     n_iter_no_change: int = _declare(10, "int", "the window of the stopping rule, in iterations", low=1)
     random_state: int | None = _declare(None, "seed", "seed of the initialisation and of the validation split", low=0)
-    validation_fraction: float = _declare(0.0, "float", "share of rows held out, chosen by a hash of the row index; when "
-                                          "> 0 the stopping rule and the choice of the best iterate use their loss",
+    validation_fraction: float = _declare(0.0, "float", "share of rows held out, chosen by a hash of the row index, whose "
+                                          "loss drives the stopping rule and the choice of the best iterate",
                                           low=0, high=1, upper_open=True)
     schedule: str = _declare("sample", "str", "which rows each pass reads: a growing random sample that ends once more "
-                             "rows stop lowering the loss; the same grown to every row; or every row in every pass",
+                             "rows stop lowering the loss, the same grown to every row, or every row in every pass",
                              choices=SCHEDULES)
 
     def __post_init__(self) -> None:
@@ -177,9 +178,10 @@ def argument_type(spec: Hyperparameter) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         try:
             value = spec.parse(text)
-        except ValueError:
-            value = None  # as invalid as an out-of-range value; None is never a valid word
-        if value is None or not spec.is_valid(value):
+            valid = spec.is_valid(value)
+        except ValueError:  # not a number at all
+            valid = False
+        if not valid:
             raise argparse.ArgumentTypeError(f"expected {spec.expected}, got {text!r}")
         return value
 

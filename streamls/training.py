@@ -177,7 +177,10 @@ class Trainer:
         h, d, k = config.hidden_units, dataset.n_features, dataset.n_targets
         self.schedule = RowSchedule.for_run(config.schedule, dataset.n_rows, h * (d + 1) + (h + 1) * k, config.tol, config.n_iter_no_change)
         self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping)
-        self.pool_budget = default_pool_budget() if memory_limit is None else parse_size(memory_limit)
+        if isinstance(memory_limit, (int, np.integer)) and not isinstance(memory_limit, bool) and memory_limit >= 0:
+            self.pool_budget = int(memory_limit)  # 0: no pool, every stage streamed
+        else:
+            self.pool_budget = default_pool_budget() if memory_limit is None else parse_size(memory_limit)
         self.rows_read = 0
         self.dropped: int | None = None
         self._pool: Any = None

@@ -8,7 +8,13 @@ the dataset and the request (holding the current model) once per pass, broadcast
 every worker, and receives one sum: it holds O(statistics) memory, never data.
 
 Tasks are pure functions of (dataset, request, rows), so when a worker dies Dask
-recomputes its lost tasks elsewhere with the same result. Each partition is one task key
+recomputes its lost tasks elsewhere with the same result.
+
+The sample pool stays where it was read: the moments pass's task per partition also keeps
+that partition's pooled rows, a separate task splits them off into a future the backend
+holds, and later passes over the pool run one task per held piece, on the worker that has
+it. A piece lost with its worker is recomputed from storage by rerunning its partition's
+moments task. Each partition is one task key
 and the tree is fixed before any task runs, so no partition can be counted twice or
 lost, and the sum does not depend on which task finishes first: a pass is bitwise
 reproducible for a given partitioning.
@@ -20,7 +26,7 @@ import logging
 import operator
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import dask.config
@@ -31,7 +37,10 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, StreamLSError, parameter_error
 from ..sources import Dataset
-from ..stats import DataMoments, PassRequest, PassStatistics, accumulate
+from ..sources import Block
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
+from ..stats.passes import accumulate_blocks
+from ..stats.sample import coalesced
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +61,7 @@ class Partial(Generic[S]):
 
     start: int
     stop: int
-    stats: S
+    stats: S | None
 
     def __add__(self, other: Partial[S]) -> Partial[S]:
         if self.stop != other.start:
@@ -60,12 +69,42 @@ class Partial(Generic[S]):
                 f"partial statistics of rows [{self.start}, {self.stop}) and [{other.start}, {other.stop}) "
                 "are not adjacent; the reduction tree is inconsistent"
             )
+        # None: a partition without pooled rows, which adds nothing.
+        if self.stats is None or other.stats is None:
+            return Partial(self.start, other.stop, self.stats if other.stats is None else other.stats)
         return Partial(self.start, other.stop, self.stats + other.stats)
 
 
 def partition_statistics(dataset: Dataset, request: PassRequest[S], start: int, stop: int) -> Partial[S]:
     """The task run on a worker: statistics of rows ``[start, stop)``, read there."""
     return Partial(start, stop, accumulate(dataset, request, start, stop, prefetch=False))
+
+
+def pool_piece(part: Partial[DataMoments], block_rows: int) -> tuple[int, int, list[Block]]:
+    """The task that splits a partition's pooled rows off its moments: ``(start, stop, blocks)``."""
+    assert part.stats is not None
+    return part.start, part.stop, coalesced(part.stats.pooled, block_rows)
+
+
+def without_pool(part: Partial[DataMoments]) -> Partial[DataMoments]:
+    """A partition's moments without the pooled rows (they stay on the worker, in its piece)."""
+    assert part.stats is not None
+    return Partial(part.start, part.stop, replace(part.stats, pooled=()))
+
+
+def pooled_statistics(piece: tuple[int, int, list[Block]], request: PassRequest[S]) -> Partial[S]:
+    """The task of a pass over the pool: statistics of one piece's rows, on the worker holding it."""
+    start, stop, blocks = piece
+    return Partial(start, stop, accumulate_blocks(blocks, request) if blocks else None)
+
+
+@dataclass
+class DaskPool:
+    """Futures of the pooled pieces, one per partition, and their row counts (for progress)."""
+
+    pieces: list[Future]
+    rows: list[int]
+    n_rows: int
 
 
 def partition_ranges(
@@ -223,6 +262,31 @@ class DaskBackend:
         StreamLSError
             If the summed partitions do not cover rows ``[0, n_rows)`` exactly.
         """
+        name, parts, rows = self._partition_tasks(dataset, request)
+        return self._reduced(parts, rows, name, dataset.n_rows, dataset.name)
+
+    def pool(self, dataset: Dataset, request: MomentsRequest) -> tuple[DataMoments, DaskPool]:
+        """The moments pass, each partition's pooled rows kept on its worker (see the module docstring)."""
+        name, parts, rows = self._partition_tasks(dataset, request)
+        pieces = [self.client.submit(pool_piece, part, dataset.block_rows, key=f"{part.key}-pool") for part in parts]
+        moments = [self.client.submit(without_pool, part, key=f"{part.key}-moments") for part in parts]
+        count_tasks = [self.client.submit(_pooled_rows, m, key=f"{m.key}-count") for m in moments]
+        del parts  # the pieces and moments hold them now; a lost piece recomputes its partition
+        total = self._reduced(moments, dict(zip([m.key for m in moments], rows.values())), name, dataset.n_rows, dataset.name)
+        return total, DaskPool(pieces, self.client.gather(count_tasks), dataset.n_rows)
+
+    def run_pooled(self, pool: DaskPool, request: PassRequest[S]) -> S:
+        """Sum ``request``'s statistics over the pooled pieces, each on the worker that holds it."""
+        name = f"streamls-pooled-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
+        [request_f] = self.client.scatter([request], broadcast=True, hash=False)
+        parts = [
+            self.client.submit(pooled_statistics, piece, request_f, key=f"{name}-part-{i}")
+            for i, piece in enumerate(pool.pieces)
+        ]
+        rows = {part.key: count for part, count in zip(parts, pool.rows)}
+        return self._reduced(parts, rows, name, pool.n_rows, "the pool")
+
+    def _partition_tasks(self, dataset: Dataset, request: PassRequest[S]) -> tuple[str, list[Future], dict[str, int]]:
         ranges = self.partitions(dataset)
         name = f"streamls-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         logger.debug("%s: %d partitions over %d worker threads", name, len(ranges), self.threads)
@@ -232,7 +296,10 @@ class DaskBackend:
             self.client.submit(partition_statistics, dataset_f, request_f, a, b, key=f"{name}-part-{i}")
             for i, (a, b) in enumerate(ranges)
         ]
-        rows = {part.key: b - a for part, (a, b) in zip(parts, ranges)}
+        return name, parts, {part.key: b - a for part, (a, b) in zip(parts, ranges)}
+
+    def _reduced(self, parts: list[Future], rows: dict[str, int], name: str, n_rows: int, what: str) -> Any:
+        """The tree sum of partials covering rows ``[0, n_rows)``, reporting each finished part's rows."""
         progress = self.progress
         finished = as_completed(parts) if progress is not None else None
         root = tree_sum(self.client, parts, name)
@@ -240,9 +307,9 @@ class DaskBackend:
         if progress is not None and finished is not None:
             for future in finished:
                 progress(rows[future.key])
-        total: Partial[S] = root.result()
-        if (total.start, total.stop) != (0, dataset.n_rows):
-            raise StreamLSError(f"{dataset.name}: a pass covered rows [{total.start}, {total.stop}) of {dataset.n_rows}")
+        total: Partial[Any] = root.result()
+        if (total.start, total.stop) != (0, n_rows) or total.stats is None:
+            raise StreamLSError(f"{what}: a pass covered rows [{total.start}, {total.stop}) of {n_rows}")
         return total.stats
 
     def close(self) -> None:
@@ -252,3 +319,8 @@ class DaskBackend:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def _pooled_rows(part: Partial[DataMoments]) -> int:
+    assert part.stats is not None
+    return part.stats.pooled_rows

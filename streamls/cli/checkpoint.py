@@ -8,7 +8,8 @@ with a dot and are ignored. A SHA-256 checksum guards against damage after the f
 
 Layout: arrays ``W``, ``B``, ``x_mean``, ``x_scale``, ``y_mean``, ``y_scale`` and, when
 set, ``W_prev``, ``best_W``, ``best_B``; array ``metadata`` holds UTF-8 JSON with the
-iteration counters, the solve diagnostics, the history and the caller's ``meta``.
+iteration counters, the sample stage, the solve diagnostics, the history and the caller's
+``meta``. Version 2 added the stage (``stage``, ``final_stage``, ``pool_fraction``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import Any
 
 from ..errors import ModelFileError
 from ..persistence import read_record, standardizer_arrays, standardizer_from, write_record
-from ..training import IterationRecord, SolveOutcome, TrainState
+from ..state import IterationRecord, SolveOutcome, TrainState
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "streamls.TrainState"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DIRECTORY = "checkpoints"
 _NAME = re.compile(r"ckpt-(\d+)\.h5")
 
@@ -58,6 +59,9 @@ def save_checkpoint(state: TrainState, path: str, meta: dict[str, Any] | None = 
     metadata = {
         "iteration": state.iteration,
         "best_iteration": state.best_iteration,
+        "stage": state.stage,
+        "final_stage": state.final_stage,
+        "pool_fraction": state.pool_fraction,
         "solve": asdict(state.solve),
         "history": [asdict(r) for r in state.history],
         "meta": meta or {},
@@ -87,6 +91,9 @@ def load_checkpoint(path: str) -> tuple[TrainState, dict[str, Any]]:
             best_W=arrays.get("best_W"),
             best_B=arrays.get("best_B"),
             standardizer=standardizer_from(arrays),
+            stage=int(info["stage"]),
+            final_stage=bool(info["final_stage"]),
+            pool_fraction=float(info["pool_fraction"]),
         )
     except (KeyError, TypeError) as exc:
         raise ModelFileError(f"{path}: checkpoint lacks or garbles {exc}") from exc

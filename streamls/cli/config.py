@@ -8,7 +8,6 @@ it back, so a resumed run reads the data in the same blocks and ends bitwise equ
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -18,10 +17,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..backends import BACKENDS
-from ..errors import ConfigError
+from ..errors import ConfigError, closest
+from ..hyperparameters import hyperparameters
 from ..sources.dataset import NAN_POLICIES
 from ..sources.spec import split_spec
-from ..hyperparameters import TrainConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,10 +31,36 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 #: not what it computes.
 RUNTIME_KEYS = frozenset({"backend", "scheduler", "dask_workers", "threads", "memory_limit", "out_dir"})
 
+#: Job keys (and flags) named otherwise than the :class:`~streamls.TrainConfig` field: batch users
+#: expect a "seed", and ``--random-state`` is long to type.
+_RENAMED = {"random_state": "seed"}
+
+
+def job_key(name: str) -> str:
+    """The job key of :class:`~streamls.TrainConfig` field ``name`` (its flag is ``--`` and the key with dashes)."""
+    return _RENAMED.get(name, name)
+
+
+def _with_hyperparameters(cls: type) -> type:
+    """Add to ``cls``, before :func:`dataclass` reads it, a field per hyperparameter of :class:`~streamls.TrainConfig`.
+
+    Each is named by :func:`job_key` and has the annotation and default of TrainConfig's field,
+    and they follow the fields of the class body.
+    """
+    for spec in hyperparameters():
+        cls.__annotations__[job_key(spec.name)] = spec.annotation
+        setattr(cls, job_key(spec.name), spec.default)
+    return cls
+
 
 @dataclass(frozen=True)
+@_with_hyperparameters
 class JobConfig:
     """Everything a training job needs; names match the ``train`` flags and :func:`streamls.fit`.
+
+    Besides the attributes below, a job has one per field of :class:`streamls.TrainConfig`,
+    with its name, type and default, except that ``random_state`` is ``seed``: drawn and
+    recorded when unset, so every run can be repeated.
 
     Attributes
     ----------
@@ -47,10 +72,6 @@ class JobConfig:
         With ``y`` unset: the target column(s) of the table (default: the last).
     out_dir : str or None
         Run directory.
-    hidden_units, alpha, l2, damping, max_iter, tol, n_iter_no_change, validation_fraction
-        As in :class:`streamls.TrainConfig`.
-    seed : int or None
-        ``random_state``; drawn and recorded when unset, so every run can be repeated.
     chunk_rows : int or None
         Rows per block (rounded up to whole stored chunks).
     nan_policy : {"error", "drop"}
@@ -69,15 +90,6 @@ class JobConfig:
     y: str | None = None
     target_col: list[int] | None = None
     out_dir: str | None = None
-    hidden_units: int = TrainConfig.hidden_units
-    alpha: float = TrainConfig.alpha
-    l2: float = TrainConfig.l2
-    damping: float = TrainConfig.damping
-    max_iter: int = TrainConfig.max_iter
-    tol: float = TrainConfig.tol
-    n_iter_no_change: int = TrainConfig.n_iter_no_change
-    seed: int | None = None
-    validation_fraction: float = 0.0
     chunk_rows: int | None = None
     nan_policy: str = "error"
     backend: str = "local"
@@ -92,36 +104,19 @@ class JobConfig:
         return self.backend == "dask" or self.scheduler is not None or self.dask_workers is not None
 
     def train_options(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`streamls.TrainConfig`."""
-        return {
-            "hidden_units": self.hidden_units,
-            "alpha": self.alpha,
-            "l2": self.l2,
-            "damping": self.damping,
-            "max_iter": self.max_iter,
-            "tol": self.tol,
-            "n_iter_no_change": self.n_iter_no_change,
-            "random_state": self.seed,
-            "validation_fraction": self.validation_fraction,
-        }
+        """Keyword arguments of :class:`streamls.TrainConfig`: the job's hyperparameters."""
+        return {spec.name: getattr(self, job_key(spec.name)) for spec in hyperparameters()}
 
 
 KEYS = tuple(f.name for f in fields(JobConfig))
-#: The TOML types each key accepts (ints are accepted where floats are expected).
+#: The TOML types a hyperparameter of each kind accepts (ints are accepted where floats are expected).
+_KIND_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int), "str": (str,), "seed": (int,)}
+#: The TOML types each key accepts.
 _TYPES: dict[str, tuple[type, ...]] = {
     "data": (str,),
     "y": (str,),
     "target_col": (list,),
     "out_dir": (str,),
-    "hidden_units": (int,),
-    "alpha": (float, int),
-    "l2": (float, int),
-    "damping": (float, int),
-    "max_iter": (int,),
-    "tol": (float, int),
-    "n_iter_no_change": (int,),
-    "seed": (int,),
-    "validation_fraction": (float, int),
     "chunk_rows": (int,),
     "nan_policy": (str,),
     "backend": (str,),
@@ -129,14 +124,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dask_workers": (int,),
     "threads": (int,),
     "memory_limit": (str, int),
+    **{job_key(spec.name): _KIND_TYPES[spec.kind] for spec in hyperparameters()},
 }
-_CHOICES = {"nan_policy": NAN_POLICIES, "backend": BACKENDS}
-
-
-def closest(name: str, valid: tuple[str, ...] | list[str]) -> str | None:
-    """The valid name closest to a misspelt one, or ``None`` when nothing is close."""
-    matches = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+_CHOICES = {
+    "nan_policy": NAN_POLICIES,
+    "backend": BACKENDS,
+    **{job_key(spec.name): spec.choices for spec in hyperparameters() if spec.choices},
+}
 
 
 def unknown_key_error(key: str, where: str) -> ConfigError:

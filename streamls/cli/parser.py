@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ..backends import BACKENDS
-from ..errors import ConfigError
+from ..errors import ConfigError, closest
+from ..hyperparameters import Hyperparameter, argument_type, hyperparameter, hyperparameters, value_text
 from ..sources.dataset import NAN_POLICIES
-from .config import closest
+from .config import job_key
 from .progress import LOG_FORMATS
 
 S = argparse.SUPPRESS
@@ -23,14 +25,18 @@ EPILOG = """exit codes: 0 success, 2 usage error or bad input, 3 numerical failu
 
 
 class UsageError(ConfigError):
-    """A command line that argparse accepted but that names an unknown flag."""
+    """A command line that names an unknown flag, or that argparse refuses (a bad value, a missing argument)."""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage dump), as the rest of the command's are."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
+#: Counts (threads, rows, workers): ints >= 1, refused with the same message as the hyperparameters.
+_positive_int = argument_type(Hyperparameter("int", "a count", low=1))
 
 
 def _int_list(text: str) -> list[int]:
@@ -41,7 +47,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _output_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common = _Parser(add_help=False, allow_abbrev=False)
     group = common.add_argument_group("output")
     loud = group.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -51,7 +57,7 @@ def _output_options() -> argparse.ArgumentParser:
 
 
 def _threads_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parent = _Parser(add_help=False, allow_abbrev=False)
     parent.add_argument("--threads", type=_positive_int, default=S, metavar="N",
                         help="cap BLAS and streamls threads at N (threadpoolctl); 1 also turns off read-ahead")
     return parent
@@ -73,17 +79,7 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--config", metavar="JOB.TOML", help="TOML file with these settings; flags override it")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out-dir")
-    model = p.add_argument_group("hyperparameters (as in streamls.fit)")
-    model.add_argument("--hidden-units", type=_positive_int, default=S, metavar="H", help="hidden neurons (default 32)")
-    model.add_argument("--alpha", type=float, default=S, help="leaky slope in [0, 1) (default 0: ReLU)")
-    model.add_argument("--l2", type=float, default=S, help="ridge term relative to the mean diagonal (default 1e-6)")
-    model.add_argument("--damping", type=float, default=S,
-                       help="initial proximal weight keeping each hidden step near the current weights; adapted per iteration (default 1e-2)")
-    model.add_argument("--max-iter", type=int, default=S, help="most iterations (default 100)")
-    model.add_argument("--tol", type=float, default=S, help="relative improvement to go on (default 1e-4; 0 runs all)")
-    model.add_argument("--n-iter-no-change", type=_positive_int, default=S, help="window of the stopping rule (default 10)")
-    model.add_argument("--seed", type=int, default=S, help="random seed (drawn and recorded when not given)")
-    model.add_argument("--validation-fraction", type=float, default=S, help="rows held out by row hash (default 0)")
+    _add_hyperparameters(p)
     data = p.add_argument_group("data and resources")
     data.add_argument("--chunk-rows", type=_positive_int, default=S, metavar="ROWS", help="rows per block (default 65536)")
     data.add_argument("--nan-policy", choices=NAN_POLICIES, default=S, help="rows with NaN/Inf: error (default) or drop")
@@ -97,9 +93,30 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     return p
 
 
+def flag(key: str) -> str:
+    """The ``train`` flag of job key ``key``: ``--hidden-units`` for ``hidden_units``."""
+    return "--" + key.replace("_", "-")
+
+
+def _default_text(spec: Hyperparameter) -> str:
+    # An unset seed is drawn and recorded in the run directory, so every run can be repeated.
+    return "None: drawn at random and recorded" if spec.default is None else value_text(spec.default)
+
+
+def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
+    """A flag per hyperparameter of :class:`~streamls.TrainConfig`, its destination the job key."""
+    group = parser.add_argument_group("hyperparameters (as in streamls.fit)")
+    for spec in hyperparameters():
+        key = job_key(spec.name)
+        group.add_argument(
+            flag(key), dest=key, type=argument_type(spec), choices=spec.choices or None, default=S,
+            help=f"{spec.help} (default {_default_text(spec)})",
+        )
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The top-level parser and the parser of each command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="streamls", allow_abbrev=False, epilog=EPILOG,
         description="Two-layer ReLU networks trained by streaming alternating least squares.",
     )
@@ -140,9 +157,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p = sub.add_parser("demo", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
                        help="train on built-in synthetic data and print a result table")
     p.add_argument("--rows", type=_positive_int, default=10000, help="training rows (default 10000)")
-    p.add_argument("--hidden-units", type=_positive_int, default=16, help="hidden neurons (default 16)")
-    p.add_argument("--max-iter", type=int, default=30, help="most iterations (default 30)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hidden-units", type=argument_type(hyperparameter("hidden_units")), default=16,
+                   help="hidden neurons (default 16)")
+    p.add_argument("--max-iter", type=argument_type(hyperparameter("max_iter")), default=30,
+                   help="most iterations (default 30)")
+    p.add_argument("--seed", type=argument_type(hyperparameter("random_state")), default=0, help="random seed (default 0)")
     p.add_argument("--out-dir", metavar="DIR", help="also write model, history and report here")
     commands["demo"] = p
     return parser, commands
@@ -155,7 +174,8 @@ def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse a command line; unknown flags raise :class:`UsageError` naming the closest flag.
 
-    argparse's own errors (bad values, missing arguments) exit with status 2 as usual.
+    argparse's own errors (bad values, missing arguments) raise it too, in one line; ``--help``
+    and ``--version`` exit with status 0.
     """
     parser, commands = build_parser()
     args, extras = parser.parse_known_args(argv)

@@ -16,13 +16,13 @@ import time
 from dataclasses import asdict
 from typing import IO, Any
 
-from ..training import IterationRecord
+from ..state import IterationRecord
 
 LOG_FORMATS = ("text", "json")
 #: The fields of an iteration's log line.
 ITERATION_FIELDS = (
     "iteration", "train_loss", "val_loss", "predicted_loss", "flip_fraction", "logdet",
-    "dead_neurons", "seconds", "rows_per_second", "warning",
+    "dead_neurons", "seconds", "rows_per_second", "warning", "stage", "sample_rows", "rows_read",
 )
 
 
@@ -44,7 +44,8 @@ def number_text(value: float, spec: str) -> str:
 def iteration_text(record: IterationRecord) -> str:
     """One human-readable line for an iteration."""
     text = (
-        f"iter {record.iteration:4d}  train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')}  "
+        f"iter {record.iteration:4d}  stage {record.stage} ({record.sample_rows} rows)  "
+        f"train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')}  "
         f"flips {number_text(record.flip_fraction, '.4g')}  logdet {number_text(record.logdet, '.6g')}  "
         f"{record.seconds:.2f}s  {record.rows_per_second:.3g} rows/s"
     )

@@ -34,7 +34,6 @@ from ..backends import Backend, make_backend
 from ..concurrency import available_threads
 from ..errors import ConfigError, OutputExistsError, SourceFormatError
 from ..sources import Dataset
-from ..stats import MomentsRequest
 from ..hyperparameters import TrainConfig
 from ..training import IterationRecord, Trainer, TrainResult, TrainState
 from . import checkpoint
@@ -108,35 +107,6 @@ def limited_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
-class ReportingBackend:
-    """A backend that announces each pass to the reporter (label and rows) before running it."""
-
-    def __init__(self, inner: Backend, reporter: Reporter, first_iteration: int) -> None:
-        self.inner = inner
-        self.reporter = reporter
-        self.iteration = first_iteration
-
-    def run(self, dataset: Dataset, request: Any) -> Any:
-        """Announce the pass, run it on the wrapped backend, then close the progress bar.
-
-        A :class:`MomentsRequest` is labelled ``"moments"``; any other request ``"iteration N"``,
-        with N counting up from ``first_iteration``. Returns the wrapped backend's result.
-        """
-        if isinstance(request, MomentsRequest):
-            label = "moments"
-        else:
-            label, self.iteration = f"iteration {self.iteration}", self.iteration + 1
-        self.reporter.start_pass(label, dataset.n_rows)
-        try:
-            return self.inner.run(dataset, request)
-        finally:
-            self.reporter.close_bar()
-
-    def close(self) -> None:
-        """Close the wrapped backend."""
-        self.inner.close()
-
-
 def build_backend(job: JobConfig, dataset: Dataset, on_rows: Callable[[int], None]) -> Backend:
     """The backend a job asks for; the local one reports every finished block to ``on_rows``."""
     if job.uses_dask:
@@ -154,6 +124,22 @@ def local_workers(job: JobConfig, dataset: Dataset) -> int | None:
     limit, most = parse_size(job.memory_limit), job.threads or available_threads()
     fitting = [w for w in range(1, most + 1) if memory_estimate(job, dataset, w).peak_bytes(dataset.block_rows) <= limit]
     return max(fitting, default=1)
+
+
+def pool_budget(job: JobConfig, dataset: Dataset) -> int | None:
+    """Bytes the sample pool may take: what ``--memory-limit`` leaves beside a pass's estimated peak.
+
+    ``None`` without a limit (the library's default share of available memory); 0 when
+    nothing is left, so the run streams every stage from storage. On Dask the limit is the
+    pool's share per run, held across the workers.
+    """
+    if job.memory_limit is None:
+        return None
+    limit = parse_size(job.memory_limit)
+    if job.uses_dask:
+        return limit
+    peak = memory_estimate(job, dataset, local_workers(job, dataset) or available_threads()).peak_bytes(dataset.block_rows)
+    return max(limit - peak, 0)
 
 
 def open_dataset(job: JobConfig, block_rows: int | None) -> Dataset:
@@ -224,8 +210,11 @@ def train_loop(
     stop: StopFlag,
     state: TrainState | None = None,
     save: Callable[[TrainState], None] | None = None,
+    pool_budget: int | None = None,
 ) -> TrainResult:
-    """Train from ``state`` (or from scratch), reporting every iteration.
+    """Train from ``state`` (or from scratch), reporting every pass and iteration.
+
+    ``pool_budget`` bounds the in-memory sample pool (``None``: the library's default share).
 
     ``save(state)`` runs after the moments pass and after every iteration's solves,
     before the stop flag is checked, so a stopped run always has a checkpoint to resume.
@@ -237,8 +226,7 @@ def train_loop(
         reporter.iteration(record)
         stop.check()
 
-    wrapped = ReportingBackend(backend, reporter, 0 if state is None else state.iteration)
-    trainer = Trainer(dataset, config, wrapped, on_iteration)
+    trainer = Trainer(dataset, config, backend, on_iteration, memory_limit=pool_budget, on_pass=reporter.start_pass)
     if state is None:
         state = trainer.initial_state()
         if save is not None:
@@ -401,7 +389,7 @@ def _train_logged(run_dir: str, job: JobConfig, dataset: Dataset, reporter: Repo
     backend = build_backend(job, dataset, on_rows)
     try:
         with stop.installed(), limited_threads(job.threads):
-            result = train_loop(dataset, config, backend, reporter, stop, state, save)
+            result = train_loop(dataset, config, backend, reporter, stop, state, save, pool_budget(job, dataset))
     except Interrupted as exc:
         return _interrupted(run_dir, exc, reporter)
     finally:
