@@ -163,12 +163,13 @@ def _in_worker() -> bool:
 
 def test_worker_killed_mid_pass_gives_the_fault_free_model(client: Client, h5_path: str, tmp_path: Path) -> None:
     backend = DaskBackend(client=client)
-    fault_free = streamls.fit(f"{h5_path}:/X", f"{h5_path}:/y", backend=backend, **FIT)
+    streaming = dict(FIT, schedule="full")  # every pass reads storage (the pool is tested below)
+    fault_free = streamls.fit(f"{h5_path}:/X", f"{h5_path}:/y", backend=backend, **streaming)
     pids_before = set(client.run(os.getpid).values())
     # Third read of block 3000: the statistics pass of iteration 1 (after the moments pass and iteration 0's).
     killing = KillingSource(h5_path, "/X", kill_row=3000, kill_on=2, counter_dir=str(tmp_path))
     try:
-        faulty = streamls.fit(killing, f"{h5_path}:/y", backend=backend, **FIT)
+        faulty = streamls.fit(killing, f"{h5_path}:/y", backend=backend, **streaming)
     finally:
         client.wait_for_workers(2, timeout=120)  # the nanny's restart, for the next tests
     reads = sorted(int(name) for name in os.listdir(tmp_path))
@@ -279,3 +280,50 @@ def _blas_threads() -> int:
     from threadpoolctl import threadpool_info
 
     return max(pool["num_threads"] for pool in threadpool_info())
+
+
+SAMPLED_ROWS = 40000
+#: Stages 0.1, 0.2, 0.4, 1 of 40000 rows; with this pool only stage 0 stays in memory.
+SAMPLED_FIT = {"hidden_units": 4, "max_iter": 24, "random_state": 5, "validation_fraction": 0.2, "chunk_rows": 2000}
+
+
+@pytest.fixture(scope="module")
+def sampled_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(SAMPLED_ROWS, N_FEATURES))
+    y = np.maximum(X @ rng.normal(size=(N_FEATURES, 3)), 0).sum(axis=1) + 0.1 * rng.normal(size=SAMPLED_ROWS)
+    path = str(tmp_path_factory.mktemp("sampled") / "data.h5")
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X", data=X, chunks=(1000, N_FEATURES))
+        handle.create_dataset("y", data=y, chunks=(1000,))
+    return path
+
+
+@pytest.mark.parametrize("memory_limit", [None, 250_000], ids=["all-pooled", "stage-0-pooled"])
+def test_sampled_schedule_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
+    X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
+    local, distributed = local_and_dask(client, X, y, memory_limit=memory_limit, **SAMPLED_FIT)
+    assert_same_model(distributed, local, rtol=1e-9)
+    assert [r.stage for r in distributed.history] == [r.stage for r in local.history]
+    assert max(r.stage for r in local.history) >= 1
+    assert [r.rows_read for r in distributed.history] == [r.rows_read for r in local.history]
+
+
+def test_worker_killed_while_holding_the_pool_changes_nothing(client: Client, sampled_path: str) -> None:
+    X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
+    backend = DaskBackend(client=client)
+    fault_free = streamls.fit(X, y, backend=backend, **SAMPLED_FIT)
+    pids = list(client.run(os.getpid).values())
+
+    def kill_one_worker(state: Any, record: Any) -> None:
+        if state.iteration == 2:  # between two passes over the pool, each worker holding pieces of it
+            os.kill(pids[0], 9)
+
+    try:
+        faulty = streamls.fit(X, y, backend=backend, callback=kill_one_worker, **SAMPLED_FIT)
+    finally:
+        client.wait_for_workers(2, timeout=120)
+    assert pids[0] not in client.run(os.getpid).values()  # the worker really died
+    np.testing.assert_array_equal(faulty.model.W, fault_free.model.W)
+    np.testing.assert_array_equal(faulty.model.B, fault_free.model.B)
+    assert [r.train_loss for r in faulty.history] == [r.train_loss for r in fault_free.history]

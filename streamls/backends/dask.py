@@ -11,10 +11,10 @@ Tasks are pure functions of (dataset, request, rows), so when a worker dies Dask
 recomputes its lost tasks elsewhere with the same result.
 
 The sample pool stays where it was read: the moments pass's task per partition also keeps
-that partition's pooled rows, a separate task splits them off into a future the backend
-holds, and later passes over the pool run one task per held piece, on the worker that has
-it. A piece lost with its worker is recomputed from storage by rerunning its partition's
-moments task. Each partition is one task key
+that partition's pooled rows, the backend holds that task's future (only its moments,
+without the rows, are summed), and later passes over the pool run one task per held part,
+on the worker that has it. A part lost with its worker is recomputed from storage, since
+the client still wants it. Each partition is one task key
 and the tree is fixed before any task runs, so no partition can be counted twice or
 lost, and the sum does not depend on which task finishes first: a pass is bitwise
 reproducible for a given partitioning.
@@ -37,10 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, StreamLSError, parameter_error
 from ..sources import Dataset
-from ..sources import Block
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import coalesced
+from ..stats.sample import coalesced, drained
 
 logger = logging.getLogger(__name__)
 
@@ -80,31 +79,48 @@ def partition_statistics(dataset: Dataset, request: PassRequest[S], start: int, 
     return Partial(start, stop, accumulate(dataset, request, start, stop, prefetch=False))
 
 
-def pool_piece(part: Partial[DataMoments], block_rows: int) -> tuple[int, int, list[Block]]:
-    """The task that splits a partition's pooled rows off its moments: ``(start, stop, blocks)``."""
+def partition_pool(dataset: Dataset, request: MomentsRequest, start: int, stop: int) -> Partial[DataMoments]:
+    """The moments task of a pooling pass: the partition's moments and its pooled rows, merged into blocks."""
+    part = partition_statistics(dataset, request, start, stop)
     assert part.stats is not None
-    return part.start, part.stop, coalesced(part.stats.pooled, block_rows)
+    blocks = coalesced(drained(list(part.stats.pooled)), dataset.block_rows)
+    return Partial(start, stop, replace(part.stats, pooled=tuple(blocks)))
 
 
 def without_pool(part: Partial[DataMoments]) -> Partial[DataMoments]:
-    """A partition's moments without the pooled rows (they stay on the worker, in its piece)."""
+    """A partition's moments without the pooled rows (they stay on the worker)."""
     assert part.stats is not None
     return Partial(part.start, part.stop, replace(part.stats, pooled=()))
 
 
-def pooled_statistics(piece: tuple[int, int, list[Block]], request: PassRequest[S]) -> Partial[S]:
-    """The task of a pass over the pool: statistics of one piece's rows, on the worker holding it."""
-    start, stop, blocks = piece
-    return Partial(start, stop, accumulate_blocks(blocks, request) if blocks else None)
+def pooled_statistics(part: Partial[DataMoments], request: PassRequest[S]) -> Partial[S]:
+    """The task of a pass over the pool: statistics of one partition's pooled rows, where they are held."""
+    assert part.stats is not None
+    blocks = part.stats.pooled
+    return Partial(part.start, part.stop, accumulate_blocks(blocks, request) if blocks else None)
 
 
 @dataclass
 class DaskPool:
-    """Futures of the pooled pieces, one per partition, and their row counts (for progress)."""
+    """The pooling pass's partition futures, held so their rows stay in worker memory.
 
-    pieces: list[Future]
+    Attributes
+    ----------
+    parts : list of Future
+        One :func:`partition_pool` result per partition; a part lost with its worker is
+        recomputed from storage, since the client still wants it.
+    rows : list of int
+        Pooled rows per part (for progress).
+    n_rows : int
+        Rows of the dataset.
+    inputs : list of Future
+        The scattered dataset and request the parts were computed from, kept for recomputing.
+    """
+
+    parts: list[Future]
     rows: list[int]
     n_rows: int
+    inputs: list[Future]
 
 
 def partition_ranges(
@@ -262,41 +278,43 @@ class DaskBackend:
         StreamLSError
             If the summed partitions do not cover rows ``[0, n_rows)`` exactly.
         """
-        name, parts, rows = self._partition_tasks(dataset, request)
+        name, parts, rows, _ = self._partition_tasks(dataset, request)
         return self._reduced(parts, rows, name, dataset.n_rows, dataset.name)
 
     def pool(self, dataset: Dataset, request: MomentsRequest) -> tuple[DataMoments, DaskPool]:
         """The moments pass, each partition's pooled rows kept on its worker (see the module docstring)."""
-        name, parts, rows = self._partition_tasks(dataset, request)
-        pieces = [self.client.submit(pool_piece, part, dataset.block_rows, key=f"{part.key}-pool") for part in parts]
+        name, parts, rows, inputs = self._partition_tasks(dataset, request, partition_pool)
         moments = [self.client.submit(without_pool, part, key=f"{part.key}-moments") for part in parts]
-        count_tasks = [self.client.submit(_pooled_rows, m, key=f"{m.key}-count") for m in moments]
-        del parts  # the pieces and moments hold them now; a lost piece recomputes its partition
+        counts = [self.client.submit(_pooled_rows, m, key=f"{m.key}-count") for m in moments]
         total = self._reduced(moments, dict(zip([m.key for m in moments], rows.values())), name, dataset.n_rows, dataset.name)
-        return total, DaskPool(pieces, self.client.gather(count_tasks), dataset.n_rows)
+        return total, DaskPool(parts, self.client.gather(counts), dataset.n_rows, inputs)
 
     def run_pooled(self, pool: DaskPool, request: PassRequest[S]) -> S:
-        """Sum ``request``'s statistics over the pooled pieces, each on the worker that holds it."""
+        """Sum ``request``'s statistics over the pooled rows, each partition's where it is held."""
         name = f"streamls-pooled-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
-        [request_f] = self.client.scatter([request], broadcast=True, hash=False)
+        # The request (the model's weights, kilobytes) goes by value in each task: a broadcast
+        # scatter would fail outright while a dead worker is still listed.
         parts = [
-            self.client.submit(pooled_statistics, piece, request_f, key=f"{name}-part-{i}")
-            for i, piece in enumerate(pool.pieces)
+            self.client.submit(pooled_statistics, part, request, key=f"{name}-part-{i}")
+            for i, part in enumerate(pool.parts)
         ]
         rows = {part.key: count for part, count in zip(parts, pool.rows)}
         return self._reduced(parts, rows, name, pool.n_rows, "the pool")
 
-    def _partition_tasks(self, dataset: Dataset, request: PassRequest[S]) -> tuple[str, list[Future], dict[str, int]]:
+    def _partition_tasks(
+        self, dataset: Dataset, request: PassRequest[S], task: Callable[..., Partial[Any]] = partition_statistics
+    ) -> tuple[str, list[Future], dict[str, int], list[Future]]:
+        """One ``task(dataset, request, start, stop)`` per partition: the name, futures, rows per key and the scattered inputs."""
         ranges = self.partitions(dataset)
         name = f"streamls-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         logger.debug("%s: %d partitions over %d worker threads", name, len(ranges), self.threads)
         # Sent once per pass to every worker; tasks refer to them by key.
         dataset_f, request_f = self.client.scatter([dataset, request], broadcast=True, hash=False)
         parts = [
-            self.client.submit(partition_statistics, dataset_f, request_f, a, b, key=f"{name}-part-{i}")
+            self.client.submit(task, dataset_f, request_f, a, b, key=f"{name}-part-{i}")
             for i, (a, b) in enumerate(ranges)
         ]
-        return name, parts, {part.key: b - a for part, (a, b) in zip(parts, ranges)}
+        return name, parts, {part.key: b - a for part, (a, b) in zip(parts, ranges)}, [dataset_f, request_f]
 
     def _reduced(self, parts: list[Future], rows: dict[str, int], name: str, n_rows: int, what: str) -> Any:
         """The tree sum of partials covering rows ``[0, n_rows)``, reporting each finished part's rows."""

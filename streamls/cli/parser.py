@@ -1,8 +1,10 @@
 """The argument parser of the ``streamls`` command.
 
 Training flags default to "not given" (``argparse.SUPPRESS``) so that they can be laid
-over a ``--config`` file; their destinations are the configuration keys. Unknown flags
-fail naming the closest valid flag; abbreviations are off so scripts stay unambiguous.
+over a ``--config`` file; their destinations are the configuration keys. The hyperparameter
+flags are made from the table of :mod:`streamls.hyperparameters` (type, bounds, choices,
+help and default). Unknown flags fail naming the closest valid flag; abbreviations are off
+so scripts stay unambiguous; every usage error is one line.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .config import job_key
 from .progress import LOG_FORMATS
 
 S = argparse.SUPPRESS
+#: Placeholders of hyperparameter values in usage lines, by kind (choices show themselves).
+_METAVARS = {"int": "N", "float": "X", "seed": "N"}
 
 EPILOG = """exit codes: 0 success, 2 usage error or bad input, 3 numerical failure,
 130 interrupted by SIGINT, 143 interrupted by SIGTERM (resume with `streamls train --resume RUN`)"""
@@ -110,7 +114,7 @@ def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
         key = job_key(spec.name)
         group.add_argument(
             flag(key), dest=key, type=argument_type(spec), choices=spec.choices or None, default=S,
-            help=f"{spec.help} (default {_default_text(spec)})",
+            metavar=_METAVARS.get(spec.kind), help=f"{spec.help} (default {_default_text(spec)})",
         )
 
 
