@@ -12,7 +12,8 @@ row index, :func:`streamls.split.row_ranks`), doubling ``f`` in stages:
 - **end early** at the first pass of a stage when the rows new to the model are fitted as
   well as those it was trained on, within :data:`GAP_SE` standard errors of the difference:
   more rows no longer change the model beyond noise. That stage is then the last; training
-  stops there by the ordinary stopping rule, without reading the rest;
+  stops there, without reading the rest, by the grow rule's test (improvement below the
+  standard error) or the ordinary stopping rule, whichever comes first;
 - the last stage is every row, and the ordinary stopping rule ends it.
 
 ``"sample-all"`` grows the same way but never ends early; ``"full"`` reads every row in
@@ -39,6 +40,8 @@ GROWTH = 2.0
 LAST_STAGE_MARGIN = math.sqrt(2.0)
 #: Iterations over which the grow rule compares the stage's best losses.
 GROW_WINDOW = 2
+#: Standard errors of the loss below which an improvement counts as noise.
+GROW_SE = 1.0
 #: Standard errors within which fresh rows' loss must match the fitted rows' to end early.
 GAP_SE = 1.0
 
@@ -118,7 +121,7 @@ def below_noise(records: Sequence[IterationRecord]) -> bool:
         return False
     losses = monitored_losses(records)
     window = min(GROW_WINDOW, len(losses) - 1)
-    return min(losses[:-window]) - min(losses[-window:]) < records[-1].loss_se
+    return min(losses[:-window]) - min(losses[-window:]) < GROW_SE * records[-1].loss_se
 
 
 def more_rows_help(record: IterationRecord) -> bool:
@@ -177,11 +180,19 @@ class RowSchedule:
             Whether the stage was already made the last.
         """
         losses = monitored_losses(records)
-        if stage.everything or final:
+        if stage.everything:
             reason = stop_reason(losses, self.tol, self.window)
-            if reason and not stage.everything:
-                reason += f"; ended on a sample of {records[-1].sample_rows} rows, as more rows no longer lowered the loss"
             return Decision("stop", reason) if reason else Decision("go")
+        if final:
+            # More rows would not change the model beyond noise, and neither do more iterations
+            # once they improve the loss by less than its standard error.
+            reason = stop_reason(losses, self.tol, self.window) or (
+                "the last iterations improved the loss by less than its standard error" if below_noise(records) else None
+            )
+            if reason is None:
+                return Decision("go")
+            return Decision("stop", f"{reason}; ended on a sample of {records[-1].sample_rows} rows, as rows new "
+                                    "to the model fitted as well as those it was trained on")
         if len(records) == 1:
             ends = self.kind == "sample" and stage.index > 0 and not more_rows_help(records[0])
             return Decision("go", final=ends)

@@ -13,10 +13,6 @@ _UNITS = {
 }
 
 
-class MemoryLimitError(ConfigError):
-    """The run cannot fit under ``--memory-limit`` whatever the block size."""
-
-
 def parse_size(text: str | int) -> int:
     """Bytes from ``"4GiB"``, ``"512MB"``, ``"1.5G"`` or a plain number of bytes.
 

@@ -264,6 +264,9 @@ def test_unknown_flag_names_closest(small_h5: tuple[Path, dict[str, str]], capsy
 def test_bad_value_is_exit_2(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:
     tmp, specs = small_h5
     assert main(["train", specs["/X"], "--y", specs["/y"], "--alpha", "1.5", "--out-dir", str(tmp / "bad")]) == 2
+    assert "argument --alpha: expected a float in the range [0, 1), got '1.5'" in capsys.readouterr().err
+    (tmp / "bad.toml").write_text("alpha = 1.5\n")  # from a file, TrainConfig refuses it
+    assert main(["train", specs["/X"], "--y", specs["/y"], "--config", str(tmp / "bad.toml"), "--out-dir", str(tmp / "bad")]) == 2
     assert "'alpha' parameter" in capsys.readouterr().err
     assert main(["train", str(tmp / "missing.h5:/X"), "--out-dir", str(tmp / "bad")]) == 2
     assert "missing.h5" in capsys.readouterr().err

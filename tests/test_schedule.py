@@ -74,9 +74,12 @@ def test_end_early_when_fresh_rows_fit_as_well_as_the_sample() -> None:
     assert not schedule.decide(overfit, stage, False).final
     assert not RowSchedule("sample-all", (0.25, 0.5, 1.0), 1e-4, 2).decide(fitting, stage, False).final
     # A final stage stops by the ordinary rule and says it ended on a sample.
-    flat = [record(0.5, 0.01, 1), record(0.5, 0.01, 1), record(0.5, 0.01, 1)]
+    flat = [record(0.5, 0.01, 1), record(0.499, 0.01, 1)]
     decision = schedule.decide(flat, stage, True)
     assert decision.action == "stop" and "sample of 100 rows" in str(decision.reason)
+    assert schedule.decide([record(0.5, 0.01, 1), record(0.4, 0.01, 1)], stage, True).action == "go"
+    # The every-row stage stops by the ordinary rule only.
+    assert schedule.decide(flat, Stage(2, 1.0, 0.5), False).action == "go"
 
 
 def test_pool_holds_the_largest_stage_within_the_budget() -> None:

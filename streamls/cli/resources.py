@@ -30,6 +30,10 @@ FALLBACK_BASELINE_BYTES = 256 << 20
 #: process peak exceeded the traced peak plus the baseline by about 27 MiB (h = 64).
 BLAS_WORKSPACE_BYTES = 64 << 20
 
+class MemoryLimitError(ConfigError):
+    """The run cannot fit under ``--memory-limit`` whatever the block size."""
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (the interpreter and imported libraries)."""
     try:
