@@ -21,9 +21,9 @@ scored after every iteration, Adam every ``--eval-every`` seconds of its trainin
 the clocks are wall seconds from the start of training, scoring excluded.
 
 Prints one JSON object per run and a final ``claims`` object; writes results.json and
-loss_vs_time.png to ``--out``. ``--quick`` is a small rehearsal (about 2 minutes).
+loss_vs_time.png to ``--out``. ``--quick`` is a small rehearsal (about 5 minutes on 2 cores).
 
-    python benchmarks/big_data.py            # 4M and 20M rows, 300 s budget: about 40 minutes
+    python benchmarks/big_data.py            # 4M and 20M rows, 300 s budget: 40 to 70 minutes
     python benchmarks/big_data.py --quick    # 200k and 1M rows, 20 s budget
 """
 
@@ -213,6 +213,17 @@ def pool_budget(result: Any) -> dict[str, Any] | None:
     return None
 
 
+def cpu_use(cpu_seconds: float, wall_seconds: float) -> dict[str, Any]:
+    """CPU seconds of a child's training loop (scoring included) against its wall seconds and the cores.
+
+    ``cpu_share_of_cores`` well below what the method can use means other jobs shared the
+    cores: the wall-clock figures of that run are pessimistic.
+    """
+    return {"cpu_seconds": cpu_seconds, "loop_wall_seconds": wall_seconds,
+            "cpu_share_of_cores": cpu_seconds / (wall_seconds * cores()) if wall_seconds > 0 else None,
+            "load_average_end": os.getloadavg()}
+
+
 def heldout_loss(pred: np.ndarray, y: np.ndarray, y_scale: float) -> float:
     """Standardised MSE of raw-unit predictions against raw-unit targets."""
     diff = np.asarray(pred, dtype=np.float64).reshape(-1) - y
@@ -231,6 +242,11 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
     points: list[dict[str, Any]] = [{"seconds": 0.0, "loss": heldout_loss(np.full_like(y, y_mean), y, y_scale)}]
     eval_seconds = 0.0
     mem_available = meminfo("MemAvailable")
+    # The budget fit itself computes when memory_limit is None (a share of MemAvailable), taken
+    # just before fit; used when the result does not report the one it used.
+    default_budget = getattr(getattr(streamls, "training", None), "default_pool_budget", None)
+    budget_at_start = ({"key": "streamls.training.default_pool_budget() just before fit", "bytes": float(default_budget())}
+                       if callable(default_budget) else None)
 
     def callback(state: Any, record: Any) -> None:
         nonlocal eval_seconds
@@ -248,26 +264,28 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
             raise _BudgetReached
 
     train = spec["train"]
+    cpu_start = time.process_time()
     start = time.perf_counter()
     try:
         result = streamls.fit(f"{train}:/X", f"{train}:/y", hidden_units=spec["hidden"], random_state=spec["seed"],
                               callback=callback, **kwargs)
     except _BudgetReached:
         result = None
-    seconds = time.perf_counter() - start - eval_seconds
-    out: dict[str, Any] = {"schedule_requested": spec["schedule"] or "default", "schedule_applied": applied,
+    wall = time.perf_counter() - start
+    seconds = wall - eval_seconds
+    out: dict[str, Any] = {**cpu_use(time.process_time() - cpu_start, wall),"schedule_requested": spec["schedule"] or "default", "schedule_applied": applied,
                            "seconds": seconds, "eval_seconds": eval_seconds, "capped": result is None, "cap_seconds": cap,
                            "mem_available_bytes_at_start": mem_available}
     if result is None:
         out.update(stop_reason=f"stopped at the {cap:g} s cap", iterations=points[-1].get("iteration", 0),
-                   final_loss=points[-1]["loss"])
+                   final_loss=points[-1]["loss"], pool_budget=budget_at_start)
     else:
         final = heldout_loss(result.model.predict(x), y, y_scale)
         points.append({"seconds": seconds, "loss": final, "final": True, "iteration": result.best_iteration})
         info = result.model.info
         out.update(stop_reason=result.stop_reason, iterations=result.n_iter, best_iteration=result.best_iteration,
                    final_loss=final, n_fitted_rows=info.get("n_fitted_rows"), ended_early=info.get("ended_early"),
-                   rows_read=result.extra.get("rows_read"), pool_budget=pool_budget(result),
+                   rows_read=result.extra.get("rows_read"), pool_budget=pool_budget(result) or budget_at_start,
                    last_record={k: getattr(result.history[-1], k, None)
                                 for k in ("iteration", "train_loss", "stage", "sample_rows", "rows_read", "seconds")})
     out["best_loss"] = min(p["loss"] for p in points)
@@ -302,6 +320,7 @@ def child_adam(spec: dict[str, Any]) -> dict[str, Any]:
     points: list[dict[str, Any]] = [{"seconds": 0.0, "loss": mse(learner.predict(x), y), "steps": 0, "epochs": 0.0}]
     budget, schedule = spec["budget"], eval_times(spec["budget"], spec["eval_every"])
     status, pending, eval_seconds = "budget reached", 0, 0.0
+    cpu_start = time.process_time()
     start = time.perf_counter()
     while True:
         ok = learner.step()
@@ -318,9 +337,10 @@ def child_adam(spec: dict[str, Any]) -> dict[str, Any]:
                 break
             if seconds >= budget:
                 break
+    usage = cpu_use(time.process_time() - cpu_start, time.perf_counter() - start)
     finite = [p for p in points if math.isfinite(p["loss"])]
     best = min(finite, key=lambda p: p["loss"])
-    return {"lr": spec["lr"], "batch": ADAM_BATCH, "chunk_rows": ADAM_CHUNK_ROWS, "threads": threads,
+    return {**usage, "lr": spec["lr"], "batch": ADAM_BATCH, "chunk_rows": ADAM_CHUNK_ROWS, "threads": threads,
             "torch": torch.__version__, "seconds": points[-1]["seconds"], "eval_seconds": eval_seconds,
             "stop_reason": status, "steps": learner.steps, "epochs": learner.epochs, "final_loss": points[-1]["loss"],
             "best_loss": best["loss"], "best_seconds": best["seconds"], "curve": points}
@@ -382,7 +402,9 @@ def claims(runs: list[dict[str, Any]], sizes: list[int], noise_floor: float) -> 
 
     def per_dataset(name: str) -> dict[str, Any]:
         values = {size: per_size[str(size)].get("streamls-default", {}).get(name) for size in sizes}
-        verdicts = {size: passed(v, TARGETS[name]) if name != "reach_time_ratio" or v is not None else False
+        # Never reaching Adam's best fails the reach claim; without both runs it is undecided.
+        ran = {size: "adam" in per_size[str(size)] and "streamls-default" in per_size[str(size)] for size in sizes}
+        verdicts = {size: False if name == "reach_time_ratio" and v is None and ran[size] else passed(v, TARGETS[name])
                     for size, v in values.items()}
         overall = None if any(v is None for v in verdicts.values()) else all(verdicts.values())
         return {"target": f"<= {TARGETS[name]:g}", "per_dataset": {str(s): {"value": values[s], "passed": verdicts[s]}
@@ -398,13 +420,17 @@ def claims(runs: list[dict[str, Any]], sizes: list[int], noise_floor: float) -> 
     if len(sizes) >= 2:
         small, big = (per_size[str(s)].get("streamls-default", {}).get("seconds") for s in (sizes[0], sizes[-1]))
         value = ratio(big, small)
+        capped = [bool((run(s, "streamls-default") or {}).get("capped")) for s in (sizes[0], sizes[-1])]
         out["time_ratio_big_over_small"] = {
             "target": f"<= {TARGETS['time_ratio_big_over_small']:g}", "value": value,
-            "passed": passed(value, TARGETS["time_ratio_big_over_small"]), "seconds_big": big, "seconds_small": small,
-            "meaning": f"streamls-default's training seconds on {sizes[-1]} rows over those on {sizes[0]} rows"}
-    verdicts = [c["passed"] for c in out.values()]
-    return {"benchmark": "big_data", "claims": out, "all_passed": all(v is True for v in verdicts),
-            "noise_floor": noise_floor, "per_size": per_size}
+            # A run stopped at its cap did not finish: its time says nothing about the ratio.
+            "passed": None if any(capped) else passed(value, TARGETS["time_ratio_big_over_small"]),
+            "seconds_big": big, "seconds_small": small, "capped": capped,
+            "meaning": f"streamls-default's training seconds on {sizes[-1]} rows over those on {sizes[0]} rows "
+                       "(undecided when either run was stopped at --default-cap)"}
+    undecided = [name for name, c in out.items() if c["passed"] is None]
+    return {"benchmark": "big_data", "claims": out, "all_passed": all(c["passed"] is True for c in out.values()),
+            "undecided": undecided, "noise_floor": noise_floor, "per_size": per_size}
 
 
 def plot(runs: list[dict[str, Any]], sizes: list[int], noise_floor: float, budget: float, path: Path) -> None:
@@ -538,7 +564,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
                 specs += [{**common, "label": f"torch-adam lr={lr:g}", "method": "torch-adam", "lr": lr,
                            "budget": args.budget, "eval_every": args.eval_every} for lr in lrs]
             for spec in specs:
-                output, rss, wall = run_child(__file__, ["--run-one", dumps(spec)])
+                output, rss, wall = run_child(str(Path(__file__).resolve()), ["--run-one", dumps(spec)])
                 result = json.loads(output.strip().splitlines()[-1])
                 result = {"benchmark": "big_data", "dataset_rows": size, "label": spec["label"], "method": spec["method"],
                           **result, "peak_rss_bytes": rss, "process_seconds": wall}
