@@ -1,12 +1,16 @@
 """Train on a teacher dataset bigger than physical memory and measure the trainer's peak RSS.
 
 Generates ``X`` (float32, d columns) and ``y`` with ``data_tools synth`` (default size:
-1.25x MemTotal on disk), then trains ``h = 8`` hidden units for 3 iterations
-(``max_iter=3, tol=0``) with ``streamls.fit`` in a subprocess, whose peak RSS is its own
-``VmHWM`` read at exit. Prints one JSON object: dataset bytes, RAM bytes, peak RSS and
-its ratio to the dataset, rows/s of every pass and the training loss per iteration.
+1.25x MemTotal on disk), then trains ``h = 8`` hidden units with ``streamls.fit`` in a
+subprocess, whose peak RSS is its own ``VmHWM`` read at exit: by default with the library's
+defaults (the sample schedule and its stopping rules); ``--schedule full --max-iter 3``
+repeats the earlier fixed run of three full passes. Prints one JSON object: dataset bytes,
+RAM bytes, peak RSS and its ratio to the dataset, rows read, rows/s of every pass, the
+training loss per iteration, and the held-out loss of the model on 200k rows of the same
+synth stream past the file's end (standardised MSE).
 
     python benchmarks/out_of_core.py                       # 1.25x RAM (tens of GB)
+    python benchmarks/out_of_core.py --schedule full --max-iter 3
     python benchmarks/out_of_core.py --size 2GB --dir /tmp
 
 The data file is written outside the repository and deleted afterwards (``--keep`` keeps it).
@@ -104,17 +108,46 @@ def run_child(target: str, args: list[str]) -> tuple[str, int, float]:
     return done.stdout, hwm, seconds
 
 
-def train_child(spec_x: str, spec_y: str, hidden_units: int, max_iter: int) -> None:
-    """In the child: train and print the history as JSON."""
-    import streamls
+#: Held-out rows scored after training: rows of the synth stream just past the file's end.
+HELDOUT_ROWS = 200_000
 
-    result = streamls.fit(spec_x, spec_y, hidden_units=hidden_units, max_iter=max_iter, tol=0.0, random_state=0)
+
+def train_child(path: str, spec_x: str, spec_y: str, hidden_units: int, max_iter: int | None, schedule: str | None) -> None:
+    """In the child: train (timed), score the held-out rows, print the history as JSON."""
+    import streamls
+    from data_tools.synth import load_teacher, read_metadata
+    from streamls.synthetic import SynthSpec, generate_rows
+
+    settings: dict[str, Any] = {"hidden_units": hidden_units, "random_state": 0}
+    if max_iter is not None:
+        settings.update(max_iter=max_iter, tol=0.0)
+    if schedule is not None:
+        settings["schedule"] = schedule
+    start = time.perf_counter()
+    result = streamls.fit(spec_x, spec_y, **settings)
+    fit_seconds = time.perf_counter() - start
+    meta = read_metadata(Path(path))
+    fields = {k: meta[k] for k in ("n_features", "hidden_units", "n_targets", "noise", "kind", "seed", "dtype")}
+    n = int(meta["n_rows"])
+    x, y = generate_rows(SynthSpec(n_rows=n + HELDOUT_ROWS, **fields), load_teacher(Path(path)), n, n + HELDOUT_ROWS)
+    scale = result.model.standardizer.y_scale
+    heldout = float(np.mean(((result.model.predict(x).reshape(y.shape) - y) / scale) ** 2))
     table = result.history_table()
     print(json.dumps({
         "rows_per_second": [float(v) for v in table["rows_per_second"]],
         "train_loss": [float(v) for v in table["train_loss"]],
         "seconds": [float(v) for v in table["seconds"]],
+        "stage": [int(v) for v in table["stage"]],
+        "sample_rows": [int(v) for v in table["sample_rows"]],
         "rows_read": result.extra["rows_read"],
+        "fit_seconds": fit_seconds,
+        "iterations": result.n_iter,
+        "stop_reason": result.stop_reason,
+        "best_train_loss": float(table["train_loss"][result.best_iteration]),
+        "heldout_loss": heldout,
+        "n_fitted_rows": result.model.info["n_fitted_rows"],
+        "ended_early": result.model.info["ended_early"],
+        "schedule": result.model.info["schedule"],
     }))
 
 
@@ -125,13 +158,14 @@ def main() -> None:
     parser.add_argument("--format", choices=("h5", "zarr"), default="h5")
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--hidden-units", type=int, default=8)
-    parser.add_argument("--max-iter", type=int, default=3)
+    parser.add_argument("--max-iter", type=int, help="most iterations, run with tol=0 (default: the library's rules)")
+    parser.add_argument("--schedule", choices=("sample", "sample-all", "full"), help="row schedule (default: the library's)")
     parser.add_argument("--workers", type=int, default=2, help="synth generator threads")
     parser.add_argument("--keep", action="store_true", help="keep the data file")
-    parser.add_argument("--train-child", nargs=2, metavar=("X", "Y"), help=argparse.SUPPRESS)
+    parser.add_argument("--train-child", nargs=3, metavar=("PATH", "X", "Y"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.train_child:
-        train_child(*args.train_child, args.hidden_units, args.max_iter)
+        train_child(*args.train_child, args.hidden_units, args.max_iter, args.schedule)
         return
 
     ram = mem_total()
@@ -153,9 +187,9 @@ def main() -> None:
             str(args.workers), "--overwrite", "--no-progress",
         ])
         dataset = disk_bytes(path)
+        options = [f"--{k.replace('_', '-')}={v}" for k, v in (("max_iter", args.max_iter), ("schedule", args.schedule)) if v is not None]
         output, train_rss, train_seconds = run_child(__file__, [
-            "--train-child", f"{path}{sep}X", f"{path}{sep}y", "--hidden-units", str(args.hidden_units),
-            "--max-iter", str(args.max_iter),
+            "--train-child", str(path), f"{path}{sep}X", f"{path}{sep}y", "--hidden-units", str(args.hidden_units), *options,
         ])
     finally:
         if not args.keep and path.exists():
@@ -178,7 +212,18 @@ def main() -> None:
         "synth_speed_over_disk_reference": dataset / synth_seconds / disk_speed,
         "synth_peak_rss_bytes": synth_rss,
         "train_seconds": train_seconds,
+        "fit_seconds": history["fit_seconds"],
+        "schedule": history["schedule"],
+        "iterations": history["iterations"],
+        "stop_reason": history["stop_reason"],
         "rows_read": history["rows_read"],
+        "rows_read_over_rows": history["rows_read"] / rows,
+        "n_fitted_rows": history["n_fitted_rows"],
+        "ended_early": history["ended_early"],
+        "best_train_loss": history["best_train_loss"],
+        "heldout_loss": history["heldout_loss"],
+        "stage_per_iteration": history["stage"],
+        "sample_rows_per_iteration": history["sample_rows"],
         "rows_per_second_per_pass": history["rows_per_second"],
         "train_loss_per_iteration": history["train_loss"],
     }))
