@@ -91,6 +91,12 @@ def summary_markdown(
             f"Best iteration {best}: training MSE {_fmt(best_rec['train_loss'])}, validation MSE "
             f"{_fmt(best_rec['val_loss'] if best_rec['val_loss'] is not None else math.nan)} (standardised units)."
         ),
+        (
+            f"Schedule {info.get('schedule', '?')}: stage {int(info.get('stage', 0)) + 1} of {info.get('n_stages', '?')}; "
+            f"the model was fitted on {info.get('n_fitted_rows', '?')} rows"
+            f"{', ended early as more rows no longer lowered the loss' if info.get('ended_early') else ''}; "
+            f"{info.get('rows_read', '?')} rows read from storage."
+        ),
         f"Total time {sum(float(r['seconds']) for r in history):.3g} s.",
         "",
         f"![training history]({image})",
