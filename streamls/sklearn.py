@@ -184,7 +184,7 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
     """Two-layer (leaky) ReLU network regressor trained by alternating least squares.
 
     Each iteration reads the data once and solves both layers exactly by ridge
-    regression on the current activation pattern (see ``docs/METHOD.md``); the best
+    regression on the current activation pattern (see ``docs/method.md``); the best
     iterate is kept.
 
     Parameters
