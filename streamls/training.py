@@ -34,7 +34,7 @@ from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
-from .stats.sample import POOLED_ROW_OVERHEAD, Sample
+from .stats.sample import POOL_SORT_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
 
 __all__ = ["IterationRecord", "SolveOutcome", "TrainResult", "TrainState", "Trainer", "default_pool_budget"]
@@ -189,7 +189,8 @@ class Trainer:
 
     def planned_pool_fraction(self) -> float:
         """The sample fraction a fresh run keeps in memory under the pool budget."""
-        affordable = self.pool_budget / max(pooled_row_bytes(self.dataset) * self.dataset.n_rows, 1)
+        peak_row_bytes = POOL_SORT_COPIES * pooled_row_bytes(self.dataset)  # the pool is sorted once, held twice then
+        affordable = self.pool_budget / max(peak_row_bytes * self.dataset.n_rows, 1)
         return self.schedule.pool_fraction(affordable)
 
     def initial_state(self, init: TwoLayerModel | None = None) -> TrainState:
@@ -285,7 +286,8 @@ class Trainer:
             Sample(stage.fraction, self.seed), stage.seen,
         )
         in_pool = stage.fraction <= state.pool_fraction
-        rows = self._pool_rows if in_pool else self.dataset.n_rows
+        # The pool holds about pool_rows * f / f_pool of a pooled stage's rows.
+        rows = round(self._pool_rows * stage.fraction / state.pool_fraction) if in_pool else self.dataset.n_rows
         self._announce(self._pass_label(state.iteration, stage, in_pool), rows)
         start = time.perf_counter()
         if in_pool:

@@ -299,7 +299,7 @@ def sampled_path(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
-@pytest.mark.parametrize("memory_limit", [None, 250_000], ids=["all-pooled", "stage-0-pooled"])
+@pytest.mark.parametrize("memory_limit", [None, 700_000], ids=["all-pooled", "stage-0-pooled"])
 def test_sampled_schedule_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
     X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
     local, distributed = local_and_dask(client, X, y, memory_limit=memory_limit, **SAMPLED_FIT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol, TypeVar
 
 from ..sources import Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -30,8 +30,8 @@ class Backend(Protocol):
         kept) and a handle to the pool for :meth:`run_pooled`.
         """
 
-    def run_pooled(self, pool: Any, request: PassRequest[S]) -> S:
-        """Evaluate ``request`` over the pooled rows only; equals ``run`` restricted to them up to rounding."""
+    def run_pooled(self, pool: Any, request: StatisticsRequest) -> PassStatistics:
+        """Evaluate ``request`` over the pooled rows of its sample; equals ``run`` up to rounding when the pool holds the sample."""
 
     def close(self) -> None:
         """Release what the backend started (clients, clusters); call once, after the last :meth:`run`."""

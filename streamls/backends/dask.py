@@ -37,9 +37,9 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, StreamLSError, parameter_error
 from ..sources import Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import coalesced, drained
+from ..stats.sample import drained, in_sample, rank_sorted
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +80,10 @@ def partition_statistics(dataset: Dataset, request: PassRequest[S], start: int, 
 
 
 def partition_pool(dataset: Dataset, request: MomentsRequest, start: int, stop: int) -> Partial[DataMoments]:
-    """The moments task of a pooling pass: the partition's moments and its pooled rows, merged into blocks."""
+    """The moments task of a pooling pass: the partition's moments and its pooled rows, sorted by rank."""
     part = partition_statistics(dataset, request, start, stop)
     assert part.stats is not None
-    blocks = coalesced(drained(list(part.stats.pooled)), dataset.block_rows)
+    blocks = rank_sorted(drained(list(part.stats.pooled)), dataset.block_rows)
     return Partial(start, stop, replace(part.stats, pooled=tuple(blocks)))
 
 
@@ -93,10 +93,10 @@ def without_pool(part: Partial[DataMoments]) -> Partial[DataMoments]:
     return Partial(part.start, part.stop, replace(part.stats, pooled=()))
 
 
-def pooled_statistics(part: Partial[DataMoments], request: PassRequest[S]) -> Partial[S]:
-    """The task of a pass over the pool: statistics of one partition's pooled rows, where they are held."""
+def pooled_statistics(part: Partial[DataMoments], request: StatisticsRequest) -> Partial[PassStatistics]:
+    """The task of a pass over the pool: statistics of one partition's pooled rows in the sample, where they are held."""
     assert part.stats is not None
-    blocks = part.stats.pooled
+    blocks = in_sample(part.stats.pooled, request.sample)
     return Partial(part.start, part.stop, accumulate_blocks(blocks, request) if blocks else None)
 
 
@@ -289,7 +289,7 @@ class DaskBackend:
         total = self._reduced(moments, dict(zip([m.key for m in moments], rows.values())), name, dataset.n_rows, dataset.name)
         return total, DaskPool(parts, self.client.gather(counts), dataset.n_rows, inputs)
 
-    def run_pooled(self, pool: DaskPool, request: PassRequest[S]) -> S:
+    def run_pooled(self, pool: DaskPool, request: StatisticsRequest) -> PassStatistics:
         """Sum ``request``'s statistics over the pooled rows, each partition's where it is held."""
         name = f"streamls-pooled-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         # The request (the model's weights, kilobytes) goes by value in each task: a broadcast

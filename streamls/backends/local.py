@@ -10,7 +10,8 @@ from ..concurrency import available_threads
 from ..sources import Block, Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import coalesced, drained
+from ..stats import StatisticsRequest
+from ..stats.sample import drained, in_sample, rank_sorted
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -24,7 +25,7 @@ PARALLEL_BLOCKS_MAX_BYTES = 1 << 20
 
 @dataclass
 class LocalPool:
-    """Pooled rows in this process: rank-sorted blocks of about ``block_rows`` rows each."""
+    """Pooled rows in this process, sorted by rank, in blocks of ``block_rows`` rows."""
 
     blocks: list[Block]
 
@@ -75,11 +76,12 @@ class LocalBackend:
         moments = self.run(dataset, request)
         blocks = list(moments.pooled)
         moments = replace(moments, pooled=())  # the list is now the rows' only holder, so merging frees them
-        return moments, LocalPool(coalesced(drained(blocks), dataset.block_rows))
+        return moments, LocalPool(rank_sorted(drained(blocks), dataset.block_rows))
 
-    def run_pooled(self, pool: LocalPool, request: PassRequest[S]) -> S:
-        """Sum ``request``'s statistics over the pooled rows, blocks on :meth:`workers_for` threads."""
-        return accumulate_blocks(pool.blocks, request, self.progress, min(self.workers_for(request), len(pool.blocks)), "pool")
+    def run_pooled(self, pool: LocalPool, request: StatisticsRequest) -> PassStatistics:
+        """Sum ``request``'s statistics over the pooled blocks holding its sample, blocks on :meth:`workers_for` threads."""
+        blocks = in_sample(pool.blocks, request.sample)
+        return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), "pool")
 
     def close(self) -> None:
         """Nothing to release."""

@@ -2,8 +2,8 @@
 
 A row's sample rank is a hash of its global index and the seed (:func:`streamls.split.row_ranks`),
 so the sample of fraction ``f`` (the rows ranked below ``f``) is the same whatever the block
-size or the worker that read it, and samples of growing ``f`` are nested. A pooled block holds
-its rows sorted by rank, so any smaller sample of it is a prefix: a view, not a copy.
+size or the worker that read it, and samples of growing ``f`` are nested. The pool holds
+its rows sorted by rank, so any smaller sample of it is a prefix: views, not copies.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from ..split import row_ranks
 
 #: Bytes a pooled row carries besides its values: its global index (int64) and rank (float64).
 POOLED_ROW_OVERHEAD = 16
+#: Copies of the pool held at once while it is sorted by rank (see :func:`rank_sorted`).
+POOL_SORT_COPIES = 2
 
 
 @dataclass(frozen=True)
@@ -76,38 +78,41 @@ def drained(blocks: list[Block]) -> Iterator[Block]:
         yield blocks.pop()
 
 
-def coalesced(blocks: Iterable[Block], rows_per_block: int) -> list[Block]:
-    """Neighbouring pooled blocks merged into blocks of about ``rows_per_block`` rows, rank-sorted.
+def rank_sorted(blocks: Iterable[Block], rows_per_block: int) -> list[Block]:
+    """All pooled rows sorted by rank (ties by row index) and cut into blocks of ``rows_per_block``.
 
-    A small sample leaves a few rows per stored block; merging them keeps the BLAS work of
-    a pass in large blocks. Fed by :func:`drained`, each block is freed once merged.
+    A stage's rows are then the first blocks of the pool, whole but the last, so even a small
+    stage runs as a few large blocks rather than a small prefix of every stored block. The
+    order does not depend on the order of ``blocks``. While sorting, the rows are held twice
+    (fed by :func:`drained`, the input blocks are freed once concatenated); the blocks
+    returned are views of one array each for inputs, targets, indices and ranks.
     """
-    merged: list[Block] = []
-    group: list[Block] = []
-    for block in blocks:
-        if group and sum(len(b.x) for b in group) + len(block.x) > rows_per_block:
-            merged.append(_merge(group))
-            group = []
-        group.append(block)
-    if group:
-        merged.append(_merge(group))
-    return [b for b in merged if len(b.x)]
+    parts = [b for b in blocks if len(b.x)]
+    if not parts:
+        return []
+    start = parts[0].start
+    x = np.concatenate([b.x for b in parts])
+    y = np.concatenate([b.y for b in parts])
+    index = np.concatenate([b.index for b in parts if b.index is not None])
+    ranks = np.concatenate([b.ranks for b in parts if b.ranks is not None])
+    del parts
+    order = np.lexsort((index, ranks))
+    x, y, index, ranks = x[order], y[order], index[order], ranks[order]
+    return [
+        Block(start, x[lo : lo + rows_per_block], y[lo : lo + rows_per_block], None,
+              index[lo : lo + rows_per_block], ranks[lo : lo + rows_per_block])
+        for lo in range(0, len(x), rows_per_block)
+    ]
 
 
-def _merge(group: Sequence[Block]) -> Block:
-    if len(group) == 1:
-        return group[0]
-    ranks = np.concatenate([b.ranks for b in group if b.ranks is not None])
-    order = np.argsort(ranks, kind="stable")
-    index = np.concatenate([b.index for b in group if b.index is not None])
-    return Block(
-        group[0].start,
-        np.concatenate([b.x for b in group])[order],
-        np.concatenate([b.y for b in group])[order],
-        None,
-        index[order],
-        ranks[order],
-    )
+def in_sample(blocks: Sequence[Block], sample: Sample) -> Sequence[Block]:
+    """The rank-sorted pool blocks that hold rows of ``sample``: a prefix of the pool."""
+    if sample.everything:
+        return blocks
+    count = 0
+    while count < len(blocks) and blocks[count].ranks is not None and blocks[count].ranks[0] < sample.fraction:
+        count += 1
+    return blocks[:count]
 
 
 def block_bytes(block: Block) -> int:
