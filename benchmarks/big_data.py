@@ -50,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the --run-one children run this file through runpy
     sys.path.insert(0, str(HERE))
 
-from out_of_core import mem_total, run_child  # noqa: E402
+from out_of_core import mem_total, run_child
 
 REPO = HERE.parent
 #: The teacher dataset of the acceptance command

@@ -48,10 +48,10 @@ from typing import Any
 
 import h5py
 import numpy as np
+from peers import Learner, TorchLearner, mse
 from threadpoolctl import threadpool_limits
 
 import streamls
-from peers import Learner, TorchLearner, mse
 from streamls.split import row_uniforms
 
 REPO = Path(__file__).resolve().parents[1]

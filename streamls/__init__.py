@@ -13,11 +13,11 @@ Layers, each depending only on those above it:
 
 __version__ = "0.1.0"
 
+from .api import fit
 from .errors import StreamLSError
+from .hyperparameters import TrainConfig
 from .model import TwoLayerModel
 from .persistence import load_model
-from .api import fit
-from .hyperparameters import TrainConfig
 from .training import IterationRecord, Trainer, TrainResult
 
 __all__ = [

@@ -186,6 +186,7 @@ class Trainer:
         self._pool: Any = None
         self._pool_rows = 0
         self._unrecorded_reads = 0
+        self._last_pass_rows = 0
 
     def planned_pool_fraction(self) -> float:
         """The sample fraction a fresh run keeps in memory under the pool budget."""

@@ -13,9 +13,9 @@ import streamls
 from streamls import IterationRecord, TrainConfig, Trainer
 from streamls.backends import LocalBackend
 from streamls.errors import ConfigError
+from streamls.schedule import stop_reason
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
-from streamls.schedule import stop_reason
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
 SETTINGS = {"hidden_units": 8, "max_iter": 8, "tol": 0.0, "random_state": 0, "validation_fraction": 0.2}

@@ -8,9 +8,8 @@ from typing import TypeVar
 
 from ..concurrency import available_threads
 from ..sources import Block, Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats import StatisticsRequest
 from ..stats.sample import drained, in_sample, rank_sorted
 
 S = TypeVar("S", DataMoments, PassStatistics)

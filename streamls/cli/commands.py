@@ -10,12 +10,12 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import ShapeMismatchError
+from ..hyperparameters import TrainConfig
 from ..model import TwoLayerModel
 from ..persistence import load_model
 from ..sources import Dataset
 from ..sources.memory import ArraySource
 from ..synthetic import SynthSpec, Teacher, generate_rows
-from ..hyperparameters import TrainConfig
 from .config import JobConfig
 from .metrics import Metrics, evaluate
 from .progress import Reporter

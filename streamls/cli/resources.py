@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..sizes import format_size, parse_size
+from ..sizes import format_size
 from ..stats.pass_stats import TILE_BYTES
 
 #: Matrices of size ``(h p)^2`` alive at the peak with one block thread, and per further thread

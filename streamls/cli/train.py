@@ -33,8 +33,8 @@ from typing import Any
 from ..backends import Backend, make_backend
 from ..concurrency import available_threads
 from ..errors import ConfigError, OutputExistsError, SourceFormatError
-from ..sources import Dataset
 from ..hyperparameters import TrainConfig
+from ..sources import Dataset
 from ..training import IterationRecord, Trainer, TrainResult, TrainState
 from . import checkpoint
 from .config import RUNTIME_KEYS, JobConfig, absolute_spec, changed_keys, check_values, merged, read_toml, to_toml
