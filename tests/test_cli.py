@@ -517,3 +517,29 @@ def test_dask_flags(small_h5: tuple[Path, dict[str, str]]) -> None:
     on_dask = streamls.load_model(tmp / "dask_run" / MODEL)
     np.testing.assert_allclose(on_dask.W, local.model.W, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(on_dask.B, local.model.B, rtol=1e-8, atol=1e-10)
+
+
+def test_history_records_stages_and_a_single_read(long_job: dict) -> None:
+    """The default schedule on 16000 rows: several sample stages, all from the pool (one read)."""
+    history = json.loads((long_job["tmp"] / "reference" / "history.json").read_text())
+    stages = [r["stage"] for r in history]
+    assert stages == sorted(stages) and stages[-1] >= 1  # the kill/resume tests above cross a stage
+    assert sum(r["rows_read"] for r in history) == 16000
+    assert all(r["sample_rows"] > 0 for r in history)
+
+
+def test_memory_limit_leaves_the_pool_what_a_pass_does_not_need(long_job: dict) -> None:
+    from streamls.cli.config import merged
+    from streamls.cli.train import memory_estimate, open_dataset, pool_budget
+
+    job = replace(merged(), data=long_job["args"][0], y=long_job["args"][2], hidden_units=16, chunk_rows=2000)
+    dataset = open_dataset(job, job.chunk_rows)
+    try:
+        assert pool_budget(job, dataset) is None  # no limit: the library's default share
+        peak = memory_estimate(job, dataset, 1).peak_bytes(dataset.block_rows)
+        # The estimate's baseline is this process's resident memory, which drifts a little.
+        limited = replace(job, memory_limit=str(peak + 50 * 2**20), threads=1)
+        assert 40 * 2**20 < pool_budget(limited, dataset) < 60 * 2**20
+        assert pool_budget(replace(limited, memory_limit=str(peak // 2)), dataset) == 0
+    finally:
+        dataset.close()

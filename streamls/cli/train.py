@@ -34,6 +34,7 @@ from ..backends import Backend, make_backend
 from ..concurrency import available_threads
 from ..errors import ConfigError, OutputExistsError, SourceFormatError
 from ..hyperparameters import TrainConfig
+from ..sizes import parse_size
 from ..sources import Dataset
 from ..training import IterationRecord, Trainer, TrainResult, TrainState
 from . import checkpoint
@@ -41,7 +42,7 @@ from .config import RUNTIME_KEYS, JobConfig, absolute_spec, changed_keys, check_
 from .lock import RunLock
 from .progress import Reporter, number_text
 from .report import write_report
-from .resources import MemoryEstimate, limit_error, parse_size, plan_block_rows, resident_bytes
+from .resources import MemoryEstimate, limit_error, plan_block_rows, resident_bytes
 
 CONFIG = "config.toml"
 MODEL = "model.h5"
