@@ -34,7 +34,7 @@ from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
-from .stats.sample import POOL_SORT_COPIES, POOLED_ROW_OVERHEAD, Sample
+from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
 
 __all__ = ["IterationRecord", "SolveOutcome", "TrainResult", "TrainState", "Trainer", "default_pool_budget"]
@@ -190,7 +190,7 @@ class Trainer:
 
     def planned_pool_fraction(self) -> float:
         """The sample fraction a fresh run keeps in memory under the pool budget."""
-        peak_row_bytes = POOL_SORT_COPIES * pooled_row_bytes(self.dataset)  # the pool is sorted once, held twice then
+        peak_row_bytes = POOL_BUILD_COPIES * pooled_row_bytes(self.dataset)  # held twice while it is built
         affordable = self.pool_budget / max(peak_row_bytes * self.dataset.n_rows, 1)
         return self.schedule.pool_fraction(affordable)
 
@@ -221,7 +221,8 @@ class Trainer:
         """The moments pass; with a pool fraction it also keeps those rows in memory."""
         self._announce("moments" if pool_fraction == 0 else f"moments, keeping {pool_fraction:.3g} of the rows in memory", self.dataset.n_rows)
         if pool_fraction > 0:
-            moments, self._pool = self.backend.pool(self.dataset, replace(request, pool=Sample(pool_fraction, self.seed)))
+            bands = tuple(f for f in self.schedule.fractions if f <= pool_fraction)
+            moments, self._pool = self.backend.pool(self.dataset, replace(request, pool=Sample(pool_fraction, self.seed), bands=bands))
             self._pool_rows = moments.pooled_rows
             logger.info("pool: %d rows, %.3g MB in memory", moments.pooled_rows, moments.pooled_bytes / 1e6)
         else:

@@ -19,7 +19,7 @@ from streamls.sources import Dataset
 from streamls.split import row_ranks, row_uniforms
 from streamls.state import IterationRecord, TrainState
 from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
-from streamls.stats.sample import POOL_SORT_COPIES, Sample
+from streamls.stats.sample import POOL_BUILD_COPIES, Sample
 from streamls.training import pooled_row_bytes
 
 DATA = teacher_data(n=40000, d=5, hidden=4, seed=3)
@@ -193,7 +193,7 @@ def test_a_seeded_sampled_run_is_the_same_whatever_the_blocks_threads_and_pool(s
     dataset = Dataset(f"{stored}:/X", f"{stored}:/y", block_rows=options.pop("block_rows", 4000))
     if options.get("memory_limit") == "pool of stage 0 only":
         first = reference.history[0].sample_rows / 0.8  # training rows of stage 0, validation included
-        options["memory_limit"] = int(1.5 * POOL_SORT_COPIES * first * pooled_row_bytes(dataset))
+        options["memory_limit"] = int(1.5 * POOL_BUILD_COPIES * first * pooled_row_bytes(dataset))
     result = run(dataset, **options)
     assert rel_diff(result.model.W, reference.model.W) <= 1e-8
     assert rel_diff(result.model.B, reference.model.B) <= 1e-8

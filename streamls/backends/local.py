@@ -10,7 +10,7 @@ from ..concurrency import available_threads
 from ..sources import Block, Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import drained, in_sample, rank_sorted
+from ..stats.sample import banded, drained, in_sample
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -24,7 +24,7 @@ PARALLEL_BLOCKS_MAX_BYTES = 1 << 20
 
 @dataclass
 class LocalPool:
-    """Pooled rows in this process, sorted by rank, in blocks of ``block_rows`` rows."""
+    """Pooled rows in this process, in rank bands (one per stage) of blocks of ``block_rows`` rows."""
 
     blocks: list[Block]
 
@@ -75,7 +75,7 @@ class LocalBackend:
         moments = self.run(dataset, request)
         blocks = list(moments.pooled)
         moments = replace(moments, pooled=())  # the list is now the rows' only holder, so merging frees them
-        return moments, LocalPool(rank_sorted(drained(blocks), dataset.block_rows))
+        return moments, LocalPool(banded(drained(blocks), request.bands, dataset.block_rows))
 
     def run_pooled(self, pool: LocalPool, request: StatisticsRequest) -> PassStatistics:
         """Sum ``request``'s statistics over the pooled blocks holding its sample, blocks on :meth:`workers_for` threads."""

@@ -40,8 +40,7 @@ class Block:
     index : numpy.ndarray of int64, shape (m,), or None
         Global indices of rows that are not contiguous (a sample); ``None``: contiguous.
     ranks : numpy.ndarray of float64, shape (m,), or None
-        Sample ranks of the rows, ascending, for a block of pooled rows (so a smaller
-        sample is a prefix of it); ``None`` otherwise.
+        Sample ranks of the rows, for a block of pooled rows; ``None`` otherwise.
     """
 
     start: int

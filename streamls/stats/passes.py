@@ -82,11 +82,15 @@ class MomentsRequest:
         are training rows.
     pool : Sample or None
         Rows to keep in memory as well (training and validation rows alike), or none.
+    bands : tuple of float
+        Ascending rank fractions (the stages within the pool, the last ``pool.fraction``)
+        by which the pool groups its rows.
     """
 
     holdout: Holdout
     anchor_candidates: np.ndarray
     pool: Sample | None = None
+    bands: tuple[float, ...] = ()
 
     @property
     def statistics_bytes(self) -> int:
