@@ -38,6 +38,12 @@ MIN_SAMPLE_ROWS = 4096
 GROWTH = 2.0
 #: A stage within this factor of every row is merged into the last one.
 LAST_STAGE_MARGIN = math.sqrt(2.0)
+#: Fewest stages worth sampling for: with fewer (data under 8 sqrt(2) = 11.3 first samples),
+#: the iterations that each new stage spends on catching up cost more than the
+#: cheaper passes save, so such data trains on every row (from memory). Measured on
+#: kin40k (32k rows, 4 stages): within max_iter = 100 the sampled run ended at a training
+#: MSE of 0.0753 against 0.0691 on every row.
+MIN_STAGES = 5
 #: Iterations over which the grow rule compares the stage's best losses.
 GROW_WINDOW = 2
 #: Standard errors of the loss below which an improvement counts as noise.
@@ -66,14 +72,15 @@ def stage_fractions(n_rows: int, unknowns: int) -> tuple[float, ...]:
     Returns
     -------
     tuple of float
-        Increasing, doubling, ending with 1.0 (every row).
+        Increasing, doubling, ending with 1.0 (every row); ``(1.0,)`` when that would make
+        fewer than :data:`MIN_STAGES` stages.
     """
     fraction = max(MIN_SAMPLE_ROWS, ROWS_PER_UNKNOWN * unknowns) / max(n_rows, 1)
     fractions = []
     while fraction * LAST_STAGE_MARGIN < 1.0:
         fractions.append(fraction)
         fraction *= GROWTH
-    return (*fractions, 1.0)
+    return (*fractions, 1.0) if len(fractions) + 1 >= MIN_STAGES else (1.0,)
 
 
 @dataclass(frozen=True)

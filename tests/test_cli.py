@@ -520,10 +520,9 @@ def test_dask_flags(small_h5: tuple[Path, dict[str, str]]) -> None:
 
 
 def test_history_records_stages_and_a_single_read(long_job: dict) -> None:
-    """The default schedule on 16000 rows: several sample stages, all from the pool (one read)."""
+    """The default schedule on 16000 rows (too few to sample): one stage of every row, from the pool (one read)."""
     history = json.loads((long_job["tmp"] / "reference" / "history.json").read_text())
-    stages = [r["stage"] for r in history]
-    assert stages == sorted(stages) and stages[-1] >= 1  # the kill/resume tests above cross a stage
+    assert {r["stage"] for r in history} == {0}
     assert sum(r["rows_read"] for r in history) == 16000
     assert all(r["sample_rows"] > 0 for r in history)
 

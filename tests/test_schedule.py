@@ -22,7 +22,7 @@ from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequ
 from streamls.stats.sample import POOL_BUILD_COPIES, Sample
 from streamls.training import pooled_row_bytes
 
-DATA = teacher_data(n=40000, d=5, hidden=4, seed=3)
+DATA = teacher_data(n=60000, d=5, hidden=4, seed=3)
 SEED = 5
 CONFIG = TrainConfig(hidden_units=4, random_state=SEED, max_iter=30, validation_fraction=0.2)
 
@@ -53,6 +53,8 @@ def test_stage_fractions_double_from_a_multiple_of_the_unknowns_to_every_row() -
     assert fractions[-1] == 1.0 and fractions[-2] * math.sqrt(2) < 1.0
     assert stage_fractions(100_000, unknowns=10)[0] == MIN_SAMPLE_ROWS / 100_000  # the floor
     assert stage_fractions(3000, unknowns=29) == (1.0,)  # small data: one stage, every row
+    assert len(stage_fractions(12 * 4096, unknowns=29)) == 5  # the fewest stages worth sampling
+    assert stage_fractions(11 * 4096, unknowns=29) == (1.0,)  # four would be too few
 
 
 def test_grow_when_the_improvement_is_below_the_standard_error() -> None:
