@@ -21,7 +21,7 @@ from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
 from .pass_stats import PassStatistics, block_statistics
-from .sample import Sample, block_bytes, pooled
+from .sample import Sample, block_bytes
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -107,14 +107,14 @@ class MomentsRequest:
             the count of kept validation rows, ``block.dropped``, the anchor candidates in
             ``[block.start, block.stop)`` that are training rows: global indices, shape (r_b,),
             and their inputs as float64, shape (r_b, d); and, with ``pool``, the block's kept rows
-            in the pool (see :func:`streamls.stats.sample.pooled`).
+            in the pool (see :meth:`streamls.stats.sample.Sample.taken`).
         """
         validation = self.holdout.mask(block)
         train = ~validation if block.keep is None else ~validation & block.keep
         lo, hi = np.searchsorted(self.anchor_candidates, [block.start, block.stop])
         local = self.anchor_candidates[lo:hi] - block.start
         local = local[train[local]]
-        kept = () if self.pool is None else (pooled(block, self.pool),)
+        kept = () if self.pool is None else (self.pool.taken(block),)
         return DataMoments(
             ColumnMoments.of(block.x[train]),
             ColumnMoments.of(block.y[train]),
@@ -184,6 +184,7 @@ class StatisticsRequest:
         x, y, validation = _kept(block, self.holdout)
         fresh = None
         if self.seen > 0:
+            # A sampled block carries its ranks; only an every-row pass hashes them here.
             ranks = block.ranks if block.ranks is not None else row_ranks(block.rows, self.sample.seed)
             fresh = ranks[block.keep] >= self.seen if block.keep is not None else ranks >= self.seen
         return block_statistics(

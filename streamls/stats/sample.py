@@ -38,34 +38,29 @@ class Sample:
     def of(self, block: Block) -> Block:
         """The block's kept rows that are in the sample (the block itself when it is every row).
 
-        A pooled block wholly in the sample is returned as it is; any other block gives a copy
-        with ``index`` set and ``keep`` applied.
+        A pooled block wholly in the sample is returned as it is; any other block gives
+        :meth:`taken`'s copy.
         """
-        if self.everything:
+        if self.everything or (block.ranks is not None and block.ranks.max() < self.fraction):
             return block
-        if block.ranks is not None and block.ranks.max() < self.fraction:
-            return block  # a pooled block wholly inside the sample: no copy
+        return self.taken(block)
+
+    def taken(self, block: Block) -> Block:
+        """A copy of the block's kept rows in the sample, with their indices and ranks (the pool's layout).
+
+        Known ranks (a pooled block's) are reused; otherwise they are hashed once here.
+
+        Returns
+        -------
+        Block
+            With ``index`` (int64, shape (m,)) and ``ranks`` (float64, shape (m,)), in row order.
+        """
         rows = block.rows
-        chosen = row_ranks(rows, self.seed) < self.fraction
+        ranks = block.ranks if block.ranks is not None else row_ranks(rows, self.seed)
+        chosen = ranks < self.fraction
         if block.keep is not None:
             chosen &= block.keep
-        return Block(block.start, block.x[chosen], block.y[chosen], None, rows[chosen])
-
-
-def pooled(block: Block, sample: Sample) -> Block:
-    """A copy of the block's kept rows in ``sample``, with their indices and ranks.
-
-    Returns
-    -------
-    Block
-        With ``index`` (int64, shape (m,)) and ``ranks`` (float64, shape (m,)), in row order.
-    """
-    rows = block.rows
-    ranks = row_ranks(rows, sample.seed)
-    chosen = ranks < sample.fraction if not sample.everything else np.ones(len(rows), dtype=bool)
-    if block.keep is not None:
-        chosen &= block.keep
-    return Block(block.start, block.x[chosen], block.y[chosen], None, rows[chosen].astype(np.int64), ranks[chosen])
+        return Block(block.start, block.x[chosen], block.y[chosen], None, rows[chosen].astype(np.int64), ranks[chosen])
 
 
 def drained(blocks: list[Block]) -> Iterator[Block]:
@@ -87,7 +82,7 @@ def banded(blocks: Iterable[Block], edges: Sequence[float], rows_per_block: int)
     edges = edges if len(edges) else (math.inf,)  # no stages given: one band
     bands: list[list[Block]] = [[] for _ in edges]
     for block in blocks:
-        assert block.ranks is not None and block.index is not None
+        assert block.ranks is not None and block.index is not None, "banded() takes pooled blocks"
         which = np.searchsorted(edges, block.ranks, side="right")
         for band in np.unique(which):
             rows = which == band
@@ -98,8 +93,8 @@ def banded(blocks: Iterable[Block], edges: Sequence[float], rows_per_block: int)
             continue
         start = parts[0].start
         x, y = np.concatenate([b.x for b in parts]), np.concatenate([b.y for b in parts])
-        index = np.concatenate([b.index for b in parts if b.index is not None])
-        ranks = np.concatenate([b.ranks for b in parts if b.ranks is not None])
+        index = np.concatenate([b.index for b in parts])  # type: ignore[misc]
+        ranks = np.concatenate([b.ranks for b in parts])  # type: ignore[misc]
         parts.clear()
         out += [
             Block(start, x[lo : lo + rows_per_block], y[lo : lo + rows_per_block], None,
