@@ -40,7 +40,7 @@ def fit(
     X: Any,
     y: Any = None,
     *,
-    target_cols: int | Sequence[int] | None = None,
+    target_cols: int | str | Sequence[int | str] | None = None,
     chunk_rows: int | None = None,
     nan_policy: str = "error",
     init: TwoLayerModel | str | None = None,
@@ -55,13 +55,14 @@ def fit(
     ----------
     X : array_like, Source or data spec
         Inputs, shape (n, d): a NumPy array, a :class:`~streamls.sources.Source`, or a spec
-        such as ``"data.h5:/X"``, ``"data.zarr:X"``, ``"data.npy"``. With ``y=None``, a
-        table that also holds the targets.
+        such as ``"data.h5:/X"``, ``"data.zarr:X"``, ``"data.npy"``, ``"data.parquet"``,
+        ``"data.csv"``. With ``y=None``, a table that also holds the targets.
     y : array_like, Source, data spec or None
         Targets, shape (n,) or (n, k).
     {hyperparameters}
-    target_cols : int or sequence of int, optional
-        With ``y=None``: the target columns of ``X`` (default: the last).
+    target_cols : int, str or sequence of int and str, optional
+        With ``y=None``: the target columns of ``X`` (default: the last), by index or, where
+        the source has column names (Parquet, a CSV header), by name.
     chunk_rows : int, optional
         Rows per block (rounded up to whole stored chunks). Default 65536.
     nan_policy : {"error", "drop"}

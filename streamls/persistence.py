@@ -9,9 +9,12 @@ One mechanism, no pickle: an HDF5 file or a Zarr group holding
   because HDF5 attributes are limited to 64 KiB.
 
 Writes are atomic (:class:`~streamls.sources.sinks.OutputFile`). Model files (format
-``streamls.TwoLayerModel``, version 1) hold arrays ``W``, ``B``, ``x_mean``, ``x_scale``,
-``y_mean``, ``y_scale`` and metadata ``alpha``, ``target_is_1d``, ``hyperparameters``,
-``history``, ``info`` and the writing streamls version.
+``streamls.TwoLayerModel``) hold arrays ``W``, ``B``, ``x_mean``, ``x_scale``, ``y_mean``,
+``y_scale`` and metadata ``alpha``, ``target_is_1d``, ``hyperparameters``, ``history``,
+``info`` and the writing streamls version. Version 2 adds arrays ``x_min`` and ``x_max``
+(the training range, for :class:`~streamls.errors.OutOfRangeWarning`) and metadata
+``feature_names`` and ``target_names`` (lists of str, or null for unnamed columns).
+Version 1 files still load, without range or names.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import h5py
@@ -32,7 +36,9 @@ from .sources.sinks import OutputFile
 from .stats import Standardizer
 
 MODEL_FORMAT = "streamls.TwoLayerModel"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2
+#: Model format versions this streamls reads.
+MODEL_READABLE_VERSIONS = (1, 2)
 
 
 def checksum(arrays: dict[str, np.ndarray], metadata: bytes) -> str:
@@ -63,7 +69,7 @@ def write_record(
     path: str | os.PathLike[str],
     file_format: str,
     version: int,
-    arrays: dict[str, np.ndarray | None],
+    arrays: Mapping[str, np.ndarray | None],
     metadata: dict[str, Any],
     overwrite: bool = True,
 ) -> None:
@@ -96,11 +102,12 @@ def _open_group(path: str, what: str) -> tuple[Any, Any]:
 
 
 def read_record(
-    path: str | os.PathLike[str], file_format: str, version: int, what: str
+    path: str | os.PathLike[str], file_format: str, version: int | tuple[int, ...], what: str
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`write_record`, checking format, version and checksum.
 
-    ``what`` names the kind of file in messages (``"model"``, ``"checkpoint"``).
+    ``version`` is the version to accept, or a tuple of them. ``what`` names the kind of
+    file in messages (``"model"``, ``"checkpoint"``).
 
     Returns
     -------
@@ -120,9 +127,11 @@ def read_record(
         if attrs.get("format") != file_format:
             raise ModelFileError(f"{path}: not a streamls {what} file (format attribute {attrs.get('format')!r})")
         found = int(attrs.get("format_version", -1))
-        if found != version:
+        versions = version if isinstance(version, tuple) else (version,)
+        if found not in versions:
+            readable = " or ".join(map(str, versions))
             raise ModelFileError(
-                f"{path}: {file_format} format version {found}; this streamls {__version__} reads version {version}"
+                f"{path}: {file_format} format version {found}; this streamls {__version__} reads version {readable}"
             )
         try:
             names = [name for name in group if name != "metadata"]
@@ -138,15 +147,20 @@ def read_record(
     return arrays, json.loads(meta)
 
 
-def standardizer_arrays(standardizer: Standardizer) -> dict[str, np.ndarray]:
-    """The standardisation as named arrays, for :func:`write_record`."""
+def standardizer_arrays(standardizer: Standardizer) -> dict[str, np.ndarray | None]:
+    """The standardisation and training range as named arrays, for :func:`write_record` (an unknown range is left out)."""
     st = standardizer
-    return {"x_mean": st.x_mean, "x_scale": st.x_scale, "y_mean": st.y_mean, "y_scale": st.y_scale}
+    return {
+        "x_mean": st.x_mean, "x_scale": st.x_scale, "y_mean": st.y_mean, "y_scale": st.y_scale,
+        "x_min": st.x_min, "x_max": st.x_max,
+    }
 
 
 def standardizer_from(arrays: dict[str, np.ndarray]) -> Standardizer:
-    """Inverse of :func:`standardizer_arrays`."""
-    return Standardizer(arrays["x_mean"], arrays["x_scale"], arrays["y_mean"], arrays["y_scale"])
+    """Inverse of :func:`standardizer_arrays`; files without a range give ``x_min = x_max = None``."""
+    return Standardizer(
+        arrays["x_mean"], arrays["x_scale"], arrays["y_mean"], arrays["y_scale"], arrays.get("x_min"), arrays.get("x_max"),
+    )
 
 
 def save_model(model: TwoLayerModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
@@ -157,6 +171,8 @@ def save_model(model: TwoLayerModel, path: str | os.PathLike[str], overwrite: bo
         "hyperparameters": model.hyperparameters,
         "history": model.history,
         "info": model.info,
+        "feature_names": model.feature_names,
+        "target_names": model.target_names,
         "streamls_version": __version__,
     }
     arrays = {"W": model.W, "B": model.B, **standardizer_arrays(model.standardizer)}
@@ -172,7 +188,7 @@ def load_model(path: str | os.PathLike[str]) -> TwoLayerModel:
         When the file is missing, not a model, of another format version, truncated or
         does not match its checksum.
     """
-    arrays, meta = read_record(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, "model")
+    arrays, meta = read_record(path, MODEL_FORMAT, MODEL_READABLE_VERSIONS, "model")
     try:
         return TwoLayerModel(
             W=arrays["W"],
@@ -183,6 +199,12 @@ def load_model(path: str | os.PathLike[str]) -> TwoLayerModel:
             hyperparameters=meta["hyperparameters"],
             history=meta["history"],
             info=meta["info"],
+            feature_names=_names(meta.get("feature_names")),
+            target_names=_names(meta.get("target_names")),
         )
     except KeyError as exc:
         raise ModelFileError(f"{os.fspath(path)}: model file lacks {exc}") from exc
+
+
+def _names(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)

@@ -6,8 +6,11 @@ import pickle
 from itertools import pairwise
 from pathlib import Path
 
+import fsspec
 import h5py
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import zarr
 from conftest import FILE_KINDS, write_hdf5, write_npy, write_zarr
@@ -19,6 +22,8 @@ from streamls.sources import (
     Dataset,
     HDF5Source,
     NpySource,
+    ParquetSource,
+    SelectedColumns,
     ZarrSource,
     open_source,
     prefetched,
@@ -101,6 +106,9 @@ def test_file_name_with_a_colon(tmp_path: Path) -> None:
         ("s3://bucket/d.zarr", ("s3://bucket/d.zarr", None)),
         ("data.npy", ("data.npy", None)),
         ("/abs/dir/data.h5", ("/abs/dir/data.h5", None)),
+        ("data.parquet:a,b", ("data.parquet", "a,b")),
+        ("memory://t/d.parquet:y", ("memory://t/d.parquet", "y")),
+        ("s3://bucket/table/", ("s3://bucket/table/", None)),
     ],
 )
 def test_split_spec(spec: str, expected: tuple[str, str | None]) -> None:
@@ -192,3 +200,28 @@ def test_integer_and_bool_data_are_accepted(tmp_path: Path) -> None:
     np.testing.assert_array_equal(block.x, ints)
     np.testing.assert_array_equal(block.y[:, 0], Y > 0)
     assert block.keep is None
+
+
+def test_format_told_by_content_without_a_suffix(tmp_path: Path) -> None:
+    table = pa.table({"a": X[:, 0], "b": X[:, 1]})
+    pq.write_table(table, tmp_path / "table.dat")
+    assert isinstance(open_source(str(tmp_path / "table.dat")), ParquetSource)
+    zarr.create_array(str(tmp_path / "store"), shape=X.shape, chunks=(100, 4), dtype="f8")[...] = X
+    assert isinstance(open_source(str(tmp_path / "store")), ZarrSource)
+    with fsspec.open("memory://content/parts/p0.parquet", "wb") as handle:
+        pq.write_table(table, handle)
+    url = open_source("memory://content/parts")
+    assert isinstance(url, ParquetSource) and url.column_names == ("a", "b")
+    np.testing.assert_array_equal(url.read(0, 503), X[:, :2])
+    write_zarr("memory://content/group", {"X": X}, 50)
+    assert isinstance(open_source("memory://content/group:X"), ZarrSource)
+
+
+def test_selected_columns_read_and_name_a_subset(tmp_path: Path) -> None:
+    pq.write_table(pa.table({n: X[:, j] for j, n in enumerate("abcd")}), tmp_path / "t.parquet", row_group_size=64)
+    picked = SelectedColumns(open_source(str(tmp_path / "t.parquet")), [3, 0])
+    assert picked.shape == (503, 2) and picked.chunk_rows == 64 and picked.column_names == ("d", "a")
+    assert picked.name.endswith("t.parquet columns ['d', 'a']")
+    np.testing.assert_array_equal(picked.read(60, 130), X[60:130][:, [3, 0]])
+    unnamed = SelectedColumns(ArraySource(X), [1])
+    assert unnamed.column_names is None and unnamed.name == "array columns [1]"

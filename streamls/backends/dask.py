@@ -263,7 +263,14 @@ class DaskBackend:
         return self._threads
 
     def partitions(self, dataset: Dataset) -> list[tuple[int, int]]:
-        """The row ranges of one task each, shared by every pass over ``dataset``."""
+        """The row ranges of one task each, shared by every pass over ``dataset``.
+
+        Raises
+        ------
+        SourceFormatError
+            For sources no worker can read a row range of on its own (CSV files).
+        """
+        dataset.check_partitionable("the Dask backend")
         return partition_ranges(dataset, PARTITIONS_PER_THREAD * self.threads, self.partition_rows)
 
     def run(self, dataset: Dataset, request: PassRequest[S]) -> S:

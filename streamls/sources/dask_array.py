@@ -50,16 +50,9 @@ class DaskArraySource(Source):
         """Rows per row chunk when the chunking is regular (see :func:`regular_chunk`), else 1."""
         return regular_chunk(self.array.chunks[0])
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Compute rows ``[start, stop)`` with Dask's synchronous scheduler, in this thread.
-
-        Returns
-        -------
-        numpy.ndarray, shape (stop - start, n_cols)
-            In the stored dtype; a 1-D array is returned as one column.
-        """
-        block = np.asarray(self.array[start:stop].compute(scheduler="sync"))
-        return block.reshape(-1, 1) if block.ndim == 1 else block
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` computed with Dask's synchronous scheduler, in this thread."""
+        return np.asarray(self.array[start:stop].compute(scheduler="sync"))
 
 
 def regular_chunk(sizes: tuple[int, ...]) -> int:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ..concurrency import ordered_map
-from ..errors import ConfigError, NonFiniteDataError, ShapeMismatchError, SourceFormatError, parameter_error
+from ..errors import ConfigError, NonFiniteDataError, ShapeMismatchError, SourceFormatError, closest, parameter_error
 from .base import Source
 from .spec import open_source
 
@@ -95,9 +95,10 @@ class Dataset:
         Inputs, shape (n, d); with ``y=None`` a table holding the targets too.
     y : array_like, Source, data spec or None
         Targets, shape (n,) or (n, k).
-    target_cols : int or sequence of int, optional
-        With ``y=None``: the target column(s) of ``x`` (negative indices count from the
-        end). Default: the last column.
+    target_cols : int, str or sequence of int and str, optional
+        With ``y=None``: the target column(s) of ``x``, by index (negative counts from the
+        end) or, where the source has column names (Parquet, a CSV header, files written by
+        ``data_tools convert``), by name. Default: the last column.
     nan_policy : {"error", "drop"}
         What a row holding NaN or Inf does: raise :class:`NonFiniteDataError`, or get skipped.
     block_rows : int, optional
@@ -109,7 +110,7 @@ class Dataset:
         x: Any,
         y: Any = None,
         *,
-        target_cols: int | Sequence[int] | None = None,
+        target_cols: int | str | Sequence[int | str] | None = None,
         nan_policy: str = "error",
         block_rows: int | None = None,
     ) -> None:
@@ -147,6 +148,23 @@ class Dataset:
     def name(self) -> str:
         """The source's name, or ``"X name | y name"`` with separate inputs and targets; used in messages."""
         return self.x_source.name if self.y_source is None else f"{self.x_source.name} | {self.y_source.name}"
+
+    @property
+    def feature_names(self) -> tuple[str, ...] | None:
+        """Names of the d input columns, where the source has names."""
+        names = self.x_source.column_names
+        if names is None or self.feature_cols is None:
+            return names
+        return tuple(names[c] for c in self.feature_cols)
+
+    @property
+    def target_names(self) -> tuple[str, ...] | None:
+        """Names of the k target columns, where the source has names."""
+        if self.y_source is not None:
+            return self.y_source.column_names
+        names = self.x_source.column_names
+        assert self.target_cols is not None
+        return None if names is None else tuple(names[c] for c in self.target_cols)
 
     @property
     def n_rows(self) -> int:
@@ -194,6 +212,12 @@ class Dataset:
         tasks = (lambda a=a, b=b: self.read_block(a, b) for a, b in self.block_ranges(start, stop))
         return prefetched(tasks, enabled=prefetch)
 
+    def check_partitionable(self, backend: str) -> None:
+        """Raise :class:`SourceFormatError` if ``backend`` cannot split these rows among processes (a CSV file)."""
+        for source in (self.x_source, self.y_source):
+            if source is not None:
+                source.check_partitionable(backend)
+
     def close(self) -> None:
         """Close the sources' file handles; they reopen on the next read."""
         self.x_source.close()
@@ -209,10 +233,17 @@ class Dataset:
         if self.nan_policy == "drop":
             return finite
         row = int(np.argmin(finite))
-        which, values = (self.x_source.name, x[row]) if not np.isfinite(x[row]).all() else (self._y_name, y[row])
+        in_x = not np.isfinite(x[row]).all()
+        values = x[row] if in_x else y[row]
         col = int(np.argmin(np.isfinite(values)))
+        source = self.x_source if in_x or self.y_source is None else self.y_source
+        table_cols = self.feature_cols if in_x else self.target_cols
+        stored = col if table_cols is None else table_cols[col]  # the column's number in its source
+        names = source.column_names
+        named = f" ({names[stored]!r})" if names else ""
+        which = self.x_source.name if in_x else self._y_name
         raise NonFiniteDataError(
-            f"{which}: rows {start}-{stop - 1}: row {start + row}, column {col} holds {values[col]} "
+            f"{which}: rows {start}-{stop - 1}: row {start + row}, column {stored}{named} holds {values[col]} "
             f"(nan_policy='error'; clean the data or pass nan_policy='drop' to skip such rows)"
         )
 
@@ -223,7 +254,7 @@ class Dataset:
         return f"{self.x_source.name} target columns {self.target_cols}"
 
 
-def _split_columns(table: Source, target_cols: int | Sequence[int] | None) -> tuple[list[int], list[int]]:
+def _split_columns(table: Source, target_cols: int | str | Sequence[int | str] | None) -> tuple[list[int], list[int]]:
     """Feature and target column indices of a table whose targets are some of its columns."""
     if len(table.shape) != 2 or table.n_cols < 2:
         raise SourceFormatError(
@@ -231,13 +262,42 @@ def _split_columns(table: Source, target_cols: int | Sequence[int] | None) -> tu
             f"found shape {table.shape}"
         )
     n_cols = table.n_cols
-    wanted = [-1] if target_cols is None else [target_cols] if isinstance(target_cols, (int, np.integer)) else list(target_cols)
-    targets = []
-    for col in wanted:
-        if not -n_cols <= int(col) < n_cols:
-            raise parameter_error("fit", "target_cols", f"column indices in [-{n_cols}, {n_cols})", target_cols)
-        targets.append(int(col) % n_cols)
+    wanted: list[int | str]
+    if target_cols is None:
+        wanted = [-1]
+    elif isinstance(target_cols, (int, np.integer, str)):
+        wanted = [target_cols]
+    else:
+        wanted = list(target_cols)
+    targets = [column_index(table, col, "target_cols") for col in wanted]
     if len(set(targets)) != len(targets) or len(targets) >= n_cols:
         raise parameter_error("fit", "target_cols", "distinct columns that leave at least one input", target_cols)
     features = [c for c in range(n_cols) if c not in targets]
     return features, targets
+
+
+def column_index(table: Source, column: int | str, parameter: str) -> int:
+    """The index of a column given by index (negative counts from the end) or, where the source has names, by name.
+
+    Raises
+    ------
+    ConfigError
+        For an index out of range, a name the source does not have, or a name given to a
+        source without column names.
+    """
+    n_cols = table.n_cols
+    if isinstance(column, str):
+        names = table.column_names
+        if names is None:
+            raise ConfigError(
+                f"{table.name}: {parameter} names column {column!r}, but this source has no column names "
+                f"(an array, or a CSV file without a header); give column indices"
+            )
+        if column not in names:
+            guess = closest(column, names)
+            hint = f"; did you mean {guess!r}?" if guess else ""
+            raise ConfigError(f"{table.name}: {parameter}: no column named {column!r}; the columns are {list(names)}{hint}")
+        return names.index(column)
+    if isinstance(column, bool) or not isinstance(column, (int, np.integer)) or not -n_cols <= int(column) < n_cols:
+        raise parameter_error("fit", parameter, f"column names or indices in [-{n_cols}, {n_cols})", column)
+    return int(column) % n_cols

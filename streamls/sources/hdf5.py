@@ -8,7 +8,7 @@ from typing import Any
 import h5py
 
 from ..errors import SourceFormatError, SourceNotFoundError
-from .base import Source
+from .base import DATA_TOOLS_ATTRIBUTE, Source, converted_names
 
 
 def list_datasets(handle: h5py.Group) -> list[str]:
@@ -58,6 +58,8 @@ class HDF5Source(Source):
             raise SourceNotFoundError(
                 f"{self.path}: no dataset {self.dataset!r} in the file; it holds {available or 'no datasets'}"
             )
+        n_cols = 1 if len(node.shape) < 2 else int(node.shape[1])
+        self._names = converted_names(handle.attrs.get(DATA_TOOLS_ATTRIBUTE), self.dataset, n_cols)
         self._file = handle
         return node
 

@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import SourceFormatError, SourceNotFoundError
-from .base import Source
+from .base import ACCEPTED_FORMATS, Source
+
+#: The first bytes of every ``.npy`` file.
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class ArraySource(Source):
@@ -50,7 +53,18 @@ class NpySource(Source):
     def _open(self) -> np.ndarray:
         if not os.path.isfile(self.path):
             raise SourceNotFoundError(f"{self.path}: no such .npy file")
+        with open(self.path, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
+        # Checked here, not left to np.load: on a file without the signature it would try
+        # to unpickle it and suggest allow_pickle, which no one should take for data files.
+        if not magic:
+            raise SourceFormatError(f"{self.path}: not a readable .npy file: the file is empty (0 bytes)")
+        if magic != NPY_MAGIC:
+            raise SourceFormatError(
+                f"{self.path}: not a readable .npy file: it does not start with the .npy signature \\x93NUMPY; "
+                f"streamls reads {ACCEPTED_FORMATS}"
+            )
         try:
             return np.load(self.path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # a damaged header, truncated data, or Python objects
             raise SourceFormatError(f"{self.path}: not a readable .npy file ({exc})") from exc

@@ -6,7 +6,17 @@ Data specs:
 - ``"data.h5:/group/X"``: dataset ``/group/X`` of an HDF5 file (``"data.h5"`` alone picks
   the file's only dataset);
 - ``"data.zarr:X"``: array ``X`` of a Zarr group; a bare ``"data.zarr"`` is an array store;
-- fsspec URLs work for Zarr: ``"memory://store.zarr:X"``, ``"s3://bucket/data.zarr:X"``.
+- ``"data.parquet"``: a Parquet file, or a directory of them read as one table, every
+  numeric column; ``"data.parquet:a,b,c"`` reads columns ``a``, ``b``, ``c`` in that order;
+- ``"data.csv"``, ``"data.csv.gz"``: a CSV file, every column (header guessed, delimiter
+  ``,``; for other settings pass a :class:`~streamls.sources.csv.CSVSource`);
+  ``"data.csv:a,b"`` reads those columns, by header name or index;
+- fsspec URLs work for Zarr and Parquet: ``"memory://store.zarr:X"``,
+  ``"s3://bucket/data.zarr:X"``, ``"s3://bucket/table/"``.
+
+The format comes from the suffix, or failing that from the content (a directory holding
+``zarr.json`` or Parquet files, the HDF5, ``.npy`` or Parquet signature). Column lists in
+a spec are split at commas, and a spec at its last colon, so such names cannot hold either.
 
 A ``dask.array.Array`` is wrapped as it is (never computed whole).
 """
@@ -21,14 +31,17 @@ import h5py
 import numpy as np
 
 from ..errors import SourceFormatError, SourceNotFoundError
-from .base import Source
+from .base import ACCEPTED_FORMATS, Source, filesystem
+from .csv import CSVSource
 from .dask_array import DaskArraySource
 from .hdf5 import HDF5Source
-from .memory import ArraySource, NpySource
+from .memory import NPY_MAGIC, ArraySource, NpySource
+from .parquet import PARQUET_MAGIC, PARQUET_SUFFIXES, ParquetSource
 from .zarr import ZarrSource
 
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-NPY_MAGIC = b"\x93NUMPY"
+CSV_SUFFIXES = (".csv", ".csv.gz")
+ZARR_MARKERS = ("zarr.json", ".zarray", ".zgroup")
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -52,26 +65,35 @@ def split_spec(spec: str) -> tuple[str, str | None]:
 
 
 def _sniff(path: str) -> str:
-    """Tell the format of a local path from its suffix, or failing that from its content."""
+    """Tell the format of a path or URL from its suffix, or failing that from its content."""
     lower = path.lower().rstrip("/")
-    if lower.endswith(".npy"):
-        return "npy"
-    if lower.endswith(HDF5_SUFFIXES):
-        return "hdf5"
-    if lower.endswith(".zarr") or "://" in path:
-        return "zarr"
-    if os.path.isdir(path):
-        if os.path.exists(os.path.join(path, "zarr.json")) or os.path.exists(os.path.join(path, ".zarray")):
+    for kind, suffixes in (
+        ("npy", (".npy",)), ("hdf5", HDF5_SUFFIXES), ("zarr", (".zarr",)), ("parquet", PARQUET_SUFFIXES), ("csv", CSV_SUFFIXES),
+    ):
+        if lower.endswith(suffixes):
+            return kind
+    fs, inner, url = filesystem(path, None)
+    if fs.isdir(inner):
+        if any(fs.exists(f"{inner.rstrip('/')}/{marker}") for marker in ZARR_MARKERS):
             return "zarr"
-        raise SourceFormatError(f"{path}: a directory that is not a Zarr store (no zarr.json)")
-    if not os.path.exists(path):
+        if any(p.lower().endswith(PARQUET_SUFFIXES) for p in fs.find(inner)):
+            return "parquet"
+        raise SourceFormatError(
+            f"{path}: a directory that is not a Zarr store (no zarr.json) and holds no .parquet files; "
+            f"streamls reads {ACCEPTED_FORMATS}"
+        )
+    if not fs.exists(inner):
         raise SourceNotFoundError(f"{path}: no such file or directory")
-    if h5py.is_hdf5(path):
+    if not url and h5py.is_hdf5(path):
         return "hdf5"
-    with open(path, "rb") as handle:
-        if handle.read(len(NPY_MAGIC)) == NPY_MAGIC:
-            return "npy"
-    raise SourceFormatError(f"{path}: not an HDF5 file, a Zarr store or a .npy file")
+    with fs.open(inner, "rb") as handle:
+        magic = handle.read(len(NPY_MAGIC))
+    if magic.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if magic == NPY_MAGIC and not url:
+        return "npy"
+    where = " at a URL (URLs are read for Zarr and Parquet)" if url else ""
+    raise SourceFormatError(f"{path}: not a format streamls reads{where}; it reads {ACCEPTED_FORMATS}")
 
 
 def _is_dask_array(obj: Any) -> bool:
@@ -102,16 +124,24 @@ def open_source(spec: Any, name: str | None = None) -> Source:
         path, inner = split_spec(text)
         if not os.path.exists(path) and "://" not in path and os.path.exists(text):
             path, inner = text, None  # a colon that belongs to the file name
-        kind = _sniff(path)
-        if kind == "npy":
-            if inner:
-                raise SourceFormatError(f"{text}: a .npy file holds one array; drop ':{inner}'")
-            source: Source = NpySource(path)
-        elif kind == "hdf5":
-            source = HDF5Source(path, inner)
-        else:
-            source = ZarrSource(path, inner)
-        return source.open()
+        return _from_path(text, path, inner).open()
     if _is_dask_array(spec):
         return DaskArraySource(spec, name=name or "dask array").open()
     return ArraySource(np.asarray(spec), name=name or "array").open()
+
+
+def _from_path(text: str, path: str, inner: str | None) -> Source:
+    """The source of a data spec ``text``, split into ``path`` and the part after its colon."""
+    kind = _sniff(path)
+    columns = None if inner is None else inner.split(",")
+    if kind == "npy":
+        if inner:
+            raise SourceFormatError(f"{text}: a .npy file holds one array; drop ':{inner}'")
+        return NpySource(path)
+    if kind == "hdf5":
+        return HDF5Source(path, inner)
+    if kind == "zarr":
+        return ZarrSource(path, inner)
+    if kind == "parquet":
+        return ParquetSource(path, columns)
+    return CSVSource(path, columns)

@@ -9,7 +9,7 @@ import zarr
 import zarr.errors
 
 from ..errors import SourceFormatError, SourceNotFoundError
-from .base import Source
+from .base import DATA_TOOLS_ATTRIBUTE, Source, converted_names
 
 
 def _is_url(store: str) -> bool:
@@ -43,26 +43,35 @@ class ZarrSource(Source):
         self.name = f"{self.store}:{array}" if array else self.store
 
     def _open(self) -> Any:
-        if not _is_url(self.store) and not os.path.isdir(self.store):
+        url = _is_url(self.store)
+        if not url and not os.path.isdir(self.store):
             raise SourceNotFoundError(f"{self.store}: no such Zarr store")
-        options = {"storage_options": self.storage_options} if _is_url(self.store) else {}
+        options = {"storage_options": self.storage_options} if url else {}
         try:
-            if self.array_path is None:
-                return zarr.open_array(self.store, mode="r", **options)
-            group = zarr.open_group(self.store, mode="r", **options)
-            node = group[self.array_path]
-        except KeyError as exc:
-            raise SourceNotFoundError(
-                f"{self.store}: no array {self.array_path!r} in the group; "
-                f"it holds {sorted(group.array_keys())}"
-            ) from exc
-        except FileNotFoundError as exc:
+            root = zarr.open(self.store, mode="r", **options)
+        except FileNotFoundError as exc:  # zarr's NodeNotFoundError is one too
             raise SourceNotFoundError(f"{self.store}: no Zarr array or group there") from exc
         except (zarr.errors.BaseZarrError, ValueError, TypeError) as exc:
-            hint = " (a group: name the array as 'STORE:NAME')" if self.array_path is None else ""
-            raise SourceFormatError(f"{self.store}: not a readable Zarr array{hint}: {exc}") from exc
+            raise SourceFormatError(f"{self.store}: not a readable Zarr store: {exc}") from exc
+        if self.array_path is None:
+            if isinstance(root, zarr.Group):
+                raise SourceFormatError(
+                    f"{self.store}: a Zarr group, not an array: name the array as '{self.store}:NAME'; "
+                    f"the group holds arrays {sorted(root.array_keys())}"
+                )
+            return root
+        if not isinstance(root, zarr.Group):
+            raise SourceFormatError(f"{self.store}: a Zarr array, not a group; drop ':{self.array_path}'")
+        try:
+            node = root[self.array_path]
+        except KeyError as exc:
+            raise SourceNotFoundError(
+                f"{self.store}: no array {self.array_path!r} in the group; it holds {sorted(root.array_keys())}"
+            ) from exc
         if not isinstance(node, zarr.Array):
-            raise SourceFormatError(f"{self.name}: is a group, not an array")
+            raise SourceFormatError(f"{self.name}: is a group, not an array; it holds {sorted(node.array_keys())}")
+        n_cols = 1 if len(node.shape) < 2 else int(node.shape[1])
+        self._names = converted_names(root.attrs.get(DATA_TOOLS_ATTRIBUTE), self.array_path, n_cols)
         return node
 
     @property

@@ -11,7 +11,7 @@ from ..sources import Block
 
 @dataclass(frozen=True)
 class ColumnMoments:
-    """Count, mean and sum of squared deviations of each column.
+    """Count, mean, sum of squared deviations, minimum and maximum of each column.
 
     Attributes
     ----------
@@ -19,21 +19,26 @@ class ColumnMoments:
     mean : numpy.ndarray, shape (c,)
     m2 : numpy.ndarray, shape (c,)
         Sum of squared deviations from ``mean``.
+    minimum, maximum : numpy.ndarray, shape (c,)
+        Smallest and largest values (``+inf`` and ``-inf`` of no rows), so that they
+        combine by min and max as the other fields add.
     """
 
     n: int
     mean: np.ndarray
     m2: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
 
     @classmethod
     def of(cls, rows: np.ndarray) -> ColumnMoments:
         """Moments of a block of rows, shape (m, c), computed in float64."""
         rows = np.asarray(rows, dtype=np.float64)
         if len(rows) == 0:
-            zeros = np.zeros(rows.shape[1])
-            return cls(0, zeros, zeros.copy())
+            zeros, inf = np.zeros(rows.shape[1]), np.full(rows.shape[1], np.inf)
+            return cls(0, zeros, zeros.copy(), inf, -inf)
         mean = rows.mean(axis=0)
-        return cls(len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
+        return cls(len(rows), mean, ((rows - mean) ** 2).sum(axis=0), rows.min(axis=0), rows.max(axis=0))
 
     def __add__(self, other: ColumnMoments) -> ColumnMoments:
         if other.n == 0:
@@ -44,7 +49,7 @@ class ColumnMoments:
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.n / n)
         m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
-        return ColumnMoments(n, mean, m2)
+        return ColumnMoments(n, mean, m2, np.minimum(self.minimum, other.minimum), np.maximum(self.maximum, other.maximum))
 
     @property
     def std(self) -> np.ndarray:
@@ -115,23 +120,29 @@ def safe_scale(moments: ColumnMoments) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Standardizer:
-    """Affine maps ``x -> (x - x_mean) / x_scale`` and the same for targets.
+    """Affine maps ``x -> (x - x_mean) / x_scale`` and the same for targets, and the training range.
 
     Attributes
     ----------
     x_mean, x_scale : numpy.ndarray, shape (d,)
     y_mean, y_scale : numpy.ndarray, shape (k,)
+    x_min, x_max : numpy.ndarray, shape (d,), or None
+        Smallest and largest input of the training rows, against which predictions check
+        their inputs; ``None`` when unknown (a model file written before they were kept).
     """
 
     x_mean: np.ndarray
     x_scale: np.ndarray
     y_mean: np.ndarray
     y_scale: np.ndarray
+    x_min: np.ndarray | None = None
+    x_max: np.ndarray | None = None
 
     @classmethod
     def from_moments(cls, moments: DataMoments) -> Standardizer:
-        """The standardisation of the training rows: their column means, and scales from :func:`safe_scale`."""
-        return cls(moments.x.mean, safe_scale(moments.x), moments.y.mean, safe_scale(moments.y))
+        """The standardisation of the training rows: their column means, scales from :func:`safe_scale`, and range."""
+        x = moments.x
+        return cls(x.mean, safe_scale(x), moments.y.mean, safe_scale(moments.y), x.minimum, x.maximum)
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """Standardised inputs, float64, shape (m, d)."""
