@@ -1,8 +1,9 @@
 """``python -m data_tools convert|synth|split|inspect ...``.
 
-Every subcommand prints one JSON object describing what it did on stdout (so scripts
-can read it), logs to stderr, and exits with status 2 and a one-line message on a
-:class:`streamls.errors.StreamLSError`.
+``convert``, ``synth`` and ``split`` print one JSON object describing what they did on
+stdout (so scripts can read it); ``inspect`` prints a readable table, or with ``--json``
+one JSON object. Logs go to stderr; a :class:`streamls.errors.StreamLSError` exits with
+status 2 and a one-line message naming the flags to change.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from streamls.cli.messages import cli_text
+from streamls.cli.parser import positive_int
 from streamls.errors import StreamLSError
+from streamls.hyperparameters import Hyperparameter, argument_type
 from streamls.synthetic import KINDS, SynthSpec
 
 from .convert import convert
@@ -28,13 +32,15 @@ from .synth import synth
 logger = logging.getLogger("data_tools")
 
 COMPRESSIONS = ("none", "gzip", "lzf", "zstd", "blosc-lz4")
+#: Seeds: ints >= 0, refused by argparse naming the flag.
+_seed = argument_type(Hyperparameter("int", "a seed", low=0))
 
 
 def _progress(args: argparse.Namespace) -> bool | None:
     return False if args.no_progress else None
 
 
-def _run_convert(args: argparse.Namespace) -> dict[str, Any]:
+def _run_convert(args: argparse.Namespace) -> str:
     report = convert(
         args.input,
         args.output,
@@ -50,10 +56,10 @@ def _run_convert(args: argparse.Namespace) -> dict[str, Any]:
         overwrite=args.overwrite,
         progress=_progress(args),
     )
-    return asdict(report)
+    return _json(asdict(report))
 
 
-def _run_synth(args: argparse.Namespace) -> dict[str, Any]:
+def _run_synth(args: argparse.Namespace) -> str:
     spec = SynthSpec(
         n_rows=args.rows,
         n_features=args.features,
@@ -74,10 +80,10 @@ def _run_synth(args: argparse.Namespace) -> dict[str, Any]:
         overwrite=args.overwrite,
         progress=_progress(args),
     )
-    return {"output": args.output, **asdict(spec)}
+    return _json({"output": args.output, **asdict(spec)})
 
 
-def _run_split(args: argparse.Namespace) -> dict[str, Any]:
+def _run_split(args: argparse.Namespace) -> str:
     report = split(
         args.input,
         args.out_dir,
@@ -91,12 +97,18 @@ def _run_split(args: argparse.Namespace) -> dict[str, Any]:
         overwrite=args.overwrite,
         progress=_progress(args),
     )
-    return asdict(report)
+    return _json(asdict(report))
 
 
-def _run_inspect(args: argparse.Namespace) -> dict[str, Any]:
+def _run_inspect(args: argparse.Namespace) -> str:
     reports = [r for path in args.paths for r in inspect_arrays(path, not args.no_stats, progress=_progress(args))]
-    return {"arrays": [r.to_dict() for r in reports]}
+    if args.json:
+        return _json({"arrays": [r.to_dict() for r in reports]})
+    return "\n\n".join(r.text() for r in reports)
+
+
+def _json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, default=str)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,12 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(sub: argparse.ArgumentParser, block_rows: int) -> None:
         sub.add_argument("--compression", choices=COMPRESSIONS, help="HDF5: gzip/lzf; Zarr: zstd/blosc-lz4")
-        sub.add_argument("--block-rows", type=int, default=block_rows, help="rows handled at a time")
+        sub.add_argument("--block-rows", type=positive_int, default=block_rows, help="rows handled at a time")
         sub.add_argument("--overwrite", action="store_true", help="replace existing outputs")
         sub.add_argument("--no-progress", action="store_true", help="never show a progress bar")
 
-    conv = commands.add_parser("convert", help="CSV (plain or .gz) or Parquet to HDF5 (.h5) or Zarr (.zarr)")
-    conv.add_argument("input")
+    conv = commands.add_parser(
+        "convert", help="CSV (plain or .gz) or Parquet to HDF5 (.h5) or Zarr (.zarr); or re-chunk an HDF5/Zarr/.npy array"
+    )
+    conv.add_argument("input", help="in.csv, in.csv.gz, in.parquet, or an array: data.h5:/X, data.zarr:X, data.npy")
     conv.add_argument("output", help="out.h5 or out.zarr; holds X (and y with --target-col)")
     conv.add_argument("--target-col", nargs="+", default=[], metavar="COL", help="target columns (name or index)")
     conv.add_argument("--columns", nargs="+", metavar="COL", help="columns to keep (name or index; default all)")
@@ -123,23 +137,25 @@ def build_parser() -> argparse.ArgumentParser:
     header.add_argument("--no-header", dest="header", action="store_false", help="first line is data")
     conv.add_argument("--delimiter", default=",")
     conv.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    conv.add_argument("--chunk-rows", type=int, help="rows per stored chunk (default: about 4 MiB)")
+    conv.add_argument(
+        "--chunk-rows", type=positive_int, help="rows per stored chunk (default: about 4 MiB, at most the row count)"
+    )
     conv.add_argument("--on-bad-row", choices=BAD_ROW_POLICIES, default="error")
     common(conv, DEFAULT_BLOCK_ROWS)
     conv.set_defaults(run=_run_convert)
 
     syn = commands.add_parser("synth", help="synthetic teacher-network or linear regression data")
     syn.add_argument("output", help="out.h5 or out.zarr; holds X, y and teacher/*")
-    syn.add_argument("--rows", type=int, required=True)
-    syn.add_argument("--features", "-d", type=int, required=True)
-    syn.add_argument("--hidden", type=int, default=16, help="teacher hidden units")
-    syn.add_argument("--targets", type=int, default=1)
+    syn.add_argument("--rows", type=positive_int, required=True)
+    syn.add_argument("--features", "-d", type=positive_int, required=True)
+    syn.add_argument("--hidden", type=positive_int, default=16, help="teacher hidden units")
+    syn.add_argument("--targets", type=positive_int, default=1)
     syn.add_argument("--noise", type=float, default=0.1, help="standard deviation of the target noise")
     syn.add_argument("--kind", choices=KINDS, default="teacher")
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--seed", type=_seed, default=0)
     syn.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    syn.add_argument("--chunk-rows", type=int)
-    syn.add_argument("--workers", type=int, help="generator threads (default: CPU count)")
+    syn.add_argument("--chunk-rows", type=positive_int)
+    syn.add_argument("--workers", type=positive_int, help="generator threads (default: CPU count)")
     common(syn, SYNTH_BLOCK_ROWS)
     syn.set_defaults(run=_run_synth)
 
@@ -148,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     spl.add_argument("out_dir", help="receives train, test (and validation) files")
     spl.add_argument("--test", type=float, default=0.2)
     spl.add_argument("--validation", type=float, default=0.0)
-    spl.add_argument("--seed", type=int, default=0)
+    spl.add_argument("--seed", type=_seed, default=0)
     spl.add_argument("--arrays", nargs="+", help="arrays to split (default: all top-level arrays)")
     spl.add_argument("--format", choices=tuple(FORMATS), help="output format (default: the input's)")
     common(spl, DEFAULT_BLOCK_ROWS)
@@ -158,19 +174,27 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("paths", nargs="+", help="data.h5, data.h5:/X, data.zarr, data.zarr:X or data.npy")
     ins.add_argument("--no-stats", action="store_true", help="skip the pass over the rows")
     ins.add_argument("--no-progress", action="store_true")
+    ins.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ins.set_defaults(run=_run_inspect)
     return parser
 
 
+def _flags(parser: argparse.ArgumentParser, command: str) -> list[str]:
+    """The long flags of subcommand ``command``."""
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [s for action in commands.choices[command]._actions for s in action.option_strings if s.startswith("--")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return the exit status (0 success, 2 a StreamLSError)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        result = args.run(args)
+        output = args.run(args)
     except StreamLSError as exc:
-        print(f"data_tools {args.command}: error: {exc}", file=sys.stderr)
+        # The library's advice names Python keywords; here it must name this subcommand's flags.
+        print(f"data_tools {args.command}: error: {cli_text(str(exc), _flags(parser, args.command))}", file=sys.stderr)
         return 2
-    json.dump(result, sys.stdout, default=str)
-    sys.stdout.write("\n")
+    print(output)
     return 0

@@ -1,4 +1,8 @@
-"""What is in an HDF5 file, Zarr group or ``.npy`` file: shapes, storage, per-column statistics."""
+"""What is in an HDF5 file, Zarr group or ``.npy`` file: shapes, storage, per-column statistics.
+
+:meth:`ArrayReport.text` is the table ``python -m data_tools inspect`` prints;
+:meth:`ArrayReport.to_dict` the JSON it prints with ``--json``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import h5py
 import numpy as np
 import zarr
 
+from streamls.sizes import format_size
 from streamls.sources import open_source
 from streamls.sources.base import Source
 from streamls.sources.dataset import round_block_rows
@@ -57,6 +62,24 @@ class ArrayReport:
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (``columns`` as a dict or None), for JSON output."""
         return asdict(self)
+
+    def text(self) -> str:
+        """A readable block: the spec, a storage line and, with statistics, one line per column."""
+        raw = math.prod(self.shape) * np.dtype(self.dtype).itemsize
+        chunks = "not chunked" if self.chunks is None else "chunks " + " x ".join(map(str, self.chunks))
+        stored = "size on disk unknown" if self.stored_bytes < 0 else f"{format_size(self.stored_bytes)} stored"
+        shape = " x ".join(map(str, self.shape))
+        lines = [
+            self.spec,
+            f"  {shape} {self.dtype}; {chunks}; compression {self.compression}; {stored} ({format_size(raw)} of values)",
+        ]
+        if self.columns is not None:
+            c = self.columns
+            lines.append(f"  {'column':>8} {'min':>13} {'max':>13} {'mean':>13} {'std':>13}")
+            for j, values in enumerate(zip(c.min, c.max, c.mean, c.std)):
+                lines.append(f"  {j:>8} " + " ".join(f"{v:>13.6g}" for v in values))
+            lines.append(f"  {c.finite_rows} rows counted, {c.nonfinite_rows} with NaN or Inf left out")
+        return "\n".join(lines)
 
 
 def array_specs(path: str) -> list[str]:

@@ -26,7 +26,7 @@ from streamls.split import row_uniforms
 
 from .errors import DataToolsError
 from .inspection import array_specs
-from .writing import ArrayAppender, default_chunk_rows, progress_bar
+from .writing import ArrayAppender, fitted_chunk_rows, progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -145,5 +145,7 @@ def _appender(out: OutputFile, source: Source, compression: str | None) -> Array
     """An appendable copy of ``source``'s layout (1-D stays 1-D) in ``out``."""
     name = (split_spec(source.name)[1] or "X").strip("/")
     n_cols = None if len(source.shape) == 1 else source.n_cols
-    chunk = source.chunk_rows if source.chunk_rows > 1 else default_chunk_rows(source.n_cols * source.dtype.itemsize)
+    # A part holds fewer rows than the source, so the source's row count caps its chunks too.
+    stored = source.chunk_rows if source.chunk_rows > 1 else None
+    chunk = fitted_chunk_rows(source.n_cols * source.dtype.itemsize, source.n_rows, stored)
     return ArrayAppender(out, name, n_cols, source.dtype, chunk, compression)

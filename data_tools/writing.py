@@ -23,6 +23,17 @@ def default_chunk_rows(row_bytes: int) -> int:
     return int(np.clip(power, MIN_CHUNK_ROWS, MAX_CHUNK_ROWS))
 
 
+def fitted_chunk_rows(row_bytes: int, n_rows: int | None, requested: int | None = None) -> int:
+    """Rows per stored chunk: ``requested`` or :func:`default_chunk_rows`, but no more than the data's ``n_rows``.
+
+    An HDF5 chunk takes its full size on disk however few rows it holds, so a table smaller
+    than one default chunk gets a single chunk of its own length (``n_rows=None``: unknown,
+    no cap).
+    """
+    chunk = requested or default_chunk_rows(row_bytes)
+    return chunk if n_rows is None else max(1, min(chunk, n_rows))
+
+
 class ArrayAppender:
     """An array of unknown final length in an :class:`OutputFile`, grown block by block.
 

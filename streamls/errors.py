@@ -29,7 +29,7 @@ class SourceNotFoundError(SourceError, FileNotFoundError):
 
 
 class SourceFormatError(SourceError, ValueError):
-    """A file is not HDF5, Zarr or ``.npy``, or an array has the wrong shape or dtype."""
+    """A file is not HDF5, Zarr, ``.npy``, Parquet or CSV, or an array has the wrong shape or dtype."""
 
 
 class ShapeMismatchError(SourceError, ValueError):
@@ -38,6 +38,14 @@ class ShapeMismatchError(SourceError, ValueError):
 
 class NonFiniteDataError(SourceError, ValueError):
     """A block of rows holds NaN or Inf and the policy is ``"error"``."""
+
+
+class RowRangeError(SourceError, IndexError):
+    """Rows ``[start, stop)`` asked of a source are not within ``[0, n_rows)``."""
+
+
+class StatisticsError(StreamLSError, ValueError):
+    """Pass statistics that cannot be formed or added: an empty row range, or sums of different kinds of pass."""
 
 
 class NumericalError(StreamLSError, ArithmeticError):
@@ -50,6 +58,10 @@ class ModelFileError(StreamLSError, OSError):
 
 class OutputExistsError(StreamLSError, FileExistsError):
     """An output path exists and overwriting was not asked for."""
+
+
+class OutOfRangeWarning(UserWarning):
+    """Rows given to a model hold inputs beyond the minimum or maximum of its training rows."""
 
 
 def parameter_error(owner: str, name: str, expected: str, got: object) -> ConfigError:

@@ -1,5 +1,8 @@
 """Shared fixtures: small synthetic teacher data and writers of real data files under tmp_path.
 
+The teacher data are those of :mod:`streamls.synthetic` (the generator behind ``data_tools
+synth`` and ``streamls demo``), with a column spread so that standardisation matters.
+
 Every writer produces a real file (``.npy``, HDF5 through h5py, Zarr v3 through zarr)
 and returns the data spec streamls reads it by, so tests exercise the same code paths
 as users do.
@@ -17,6 +20,8 @@ import h5py
 import numpy as np
 import pytest
 import zarr
+
+from streamls.synthetic import SynthSpec, Teacher, generate_rows
 
 UCI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
 
@@ -40,17 +45,13 @@ class TeacherData:
 def teacher_data(
     n: int = 2000, d: int = 5, hidden: int = 4, k: int = 1, noise_std: float = 0.1, seed: int = 0
 ) -> TeacherData:
-    """Data of a random ReLU teacher ``y = V^T relu(W x + c) + b + noise``.
+    """Rows of a random ReLU teacher with ``hidden`` units (:mod:`streamls.synthetic`), float64.
 
-    Inputs get different offsets and scales per column so that standardisation matters.
+    Inputs get different offsets and scales per column (``column_spread``) so that
+    standardisation matters.
     """
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + rng.uniform(-2.0, 2.0, d)
-    W = rng.standard_normal((hidden, d)) / np.sqrt(d)
-    c = rng.standard_normal(hidden) * 0.3
-    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
-    V = rng.standard_normal((hidden, k))
-    y = np.maximum(Xs @ W.T + c, 0.0) @ V + rng.standard_normal(k) + noise_std * rng.standard_normal((n, k))
+    spec = SynthSpec(n_rows=n, n_features=d, hidden_units=hidden, n_targets=k, noise=noise_std, seed=seed, dtype="float64")
+    X, y = generate_rows(spec, Teacher.draw(spec, column_spread=True), 0, n)
     return TeacherData(X, y[:, 0] if k == 1 else y, noise_std)
 
 

@@ -126,9 +126,9 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
         [r"nowhere\.h5", "no such"],
     ),
     "text file passed as data": (
-        lambda t: (text_file(t, "data.csv"), DATA.y, {}),
+        lambda t: (text_file(t, "data.txt"), DATA.y, {}),
         SourceFormatError,
-        [r"data\.csv", "not an HDF5 file, a Zarr store or a .npy file"],
+        [r"data\.txt", "not a format streamls reads", "HDF5", "Zarr", r"\.npy", "Parquet", "CSV"],
     ),
     "text file named .npy": (
         lambda t: (text_file(t, "data.npy"), DATA.y, {}),

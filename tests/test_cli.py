@@ -27,11 +27,14 @@ from threadpoolctl import threadpool_limits
 
 import streamls
 from streamls.cli import main
-from streamls.cli.checkpoint import checkpoint_files, checkpoint_path
+from streamls.cli.checkpoint import KEEP_CHECKPOINTS, checkpoint_files, checkpoint_path, prune_checkpoints
 from streamls.cli.config import JobConfig, tomllib
+from streamls.cli.planning import local_workers, memory_estimate
+from streamls.cli.report import history_figure
 from streamls.cli.resources import MemoryEstimate, MemoryLimitError, plan_block_rows
-from streamls.cli.train import MODEL, local_workers, memory_estimate
+from streamls.cli.rundir import MODEL
 from streamls.sources import Dataset
+from streamls.split import validation_mask
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -114,7 +117,7 @@ def test_train_writes_run_directory_with_effective_config(trained: dict) -> None
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["hidden_units"] == 6  # the flag overrides the file's 99
     assert config["max_iter"] == 4 and config["seed"] == 3 and config["chunk_rows"] >= 100
-    assert [i for i, _ in checkpoint_files(str(run))] == [0, 1, 2, 3, 4]
+    assert [i for i, _ in checkpoint_files(str(run))] == [2, 3, 4]  # the last KEEP_CHECKPOINTS of 0..4
     history = json.loads((run / "history.json").read_text())
     assert [r["iteration"] for r in history] == [0, 1, 2, 3, 4]
     assert (run / "history.csv").read_text().count("\n") == 6
@@ -178,8 +181,9 @@ def test_evaluate_table(trained: dict, capsys: pytest.CaptureFixture[str]) -> No
     pred = streamls.load_model(model_path).predict(data.X)
     r2 = 1 - ((data.y - pred) ** 2).sum(axis=0) / ((data.y - data.y.mean(axis=0)) ** 2).sum(axis=0)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["output", "rows", "MSE", "RMSE", "R^2"]
-    assert [float(line.split()[-1]) for line in lines[1:]] == pytest.approx(r2, abs=1e-6)
+    assert lines[0].endswith("MSE and RMSE in target units")
+    assert lines[1].split() == ["output", "rows", "MSE", "RMSE", "R^2"]
+    assert [float(line.split()[-1]) for line in lines[2:]] == pytest.approx(r2, abs=1e-6)
 
 
 def test_info(trained: dict) -> None:
@@ -201,6 +205,61 @@ def test_non_tty_output_has_no_control_characters(trained: dict) -> None:
     err = trained["train"].stderr
     assert "\r" not in err and "\x1b" not in err
     assert sum(line.startswith("iter ") for line in err.splitlines()) == 5  # one line per iteration
+
+
+@pytest.mark.parametrize(
+    "losses",
+    [np.linspace(0.0100, 0.0102, 12), np.geomspace(10.0, 1e-7, 12), np.full(5, 0.5), np.linspace(1.1e-9, 1.2e-9, 5)],
+    ids=["narrow", "wide", "constant", "tiny"],
+)
+def test_report_loss_axes_keep_their_labels_on_the_canvas(losses: np.ndarray) -> None:
+    """Narrow loss ranges get wide tick labels (9.975e-3, ...); the axis labels must still show."""
+    history = [
+        {"iteration": i, "train_loss": v, "val_loss": 1.1 * v, "flip_fraction": 0.1, "logdet": 1.0}
+        for i, v in enumerate(losses)
+    ]
+    figure = history_figure(history, best_iteration=1, y_scale=[0.5])
+    figure.canvas.draw()
+    loss_ax = figure.axes[0]
+    (target_ax,) = loss_ax.child_axes  # the same losses in target units
+    for axis, text in ((loss_ax.yaxis, "MSE (standardised)"), (target_ax.yaxis, "MSE (target units)")):
+        extent = axis.label.get_window_extent()
+        assert axis.label.get_text() == text
+        assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, (text, extent)
+    low, high = loss_ax.get_ylim()
+    shown = [t for t in loss_ax.get_yticklabels(which="both") if t.get_text() and low <= t.get_position()[1] <= high]
+    assert shown  # at least one labelled loss value inside the view
+
+
+def test_every_printed_loss_names_its_units(small_h5: tuple[Path, dict[str, str]]) -> None:
+    """Iteration lines are standardised; the done line and report.md add target units, which are
+    the MSE of the best model on the training rows, as NumPy computes it."""
+    tmp, specs = small_h5
+    run = tmp / "units_run"
+    proc = cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--out-dir", str(run), cwd=tmp)
+    iterations = [line for line in proc.stderr.splitlines() if line.startswith("iter ")]
+    assert len(iterations) == 5 and all("(standardised)" in line for line in iterations)
+    done = proc.stderr.strip().splitlines()[-1]
+    assert "(standardised)" in done and "(target units)" in done
+    model = streamls.load_model(run / MODEL)
+    with h5py.File(specs["/X"].split(":")[0], "r") as handle:
+        X, y = handle["X"][...], handle["y"][...]
+    train = ~validation_mask(0, len(y), 0.2, 3)
+    train_mse = float(np.mean((y[train] - model.predict(X[train])) ** 2))
+    assert f"train MSE {train_mse:.6g}" in done
+    report = (run / "report.md").read_text()
+    assert "(standardised)" in report and f"In target units: training MSE {train_mse:.6g}" in report
+
+
+def test_json_events_name_their_units(small_h5: tuple[Path, dict[str, str]]) -> None:
+    tmp, specs = small_h5
+    proc = cli("train", specs["/X"], "--y", specs["/y"], *SMALL, "--out-dir", "units_json", "--log-format", "json", cwd=tmp)
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert {e["loss_units"] for e in events if e["event"] == "iteration"} == {"standardised"}
+    done = events[-1]
+    variance = float(streamls.load_model(tmp / "units_json" / MODEL).standardizer.y_scale[0]) ** 2
+    assert done["loss_units"] == "standardised"
+    assert done["train_mse"] == pytest.approx(done["train_loss"] * variance, rel=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +301,7 @@ def test_overwrite_replaces_a_previous_run(small_h5: tuple[Path, dict[str, str]]
         assert main([*args, "--max-iter", "6"]) == 0
         assert main(args) == 2  # the directory holds a run
         assert main([*args, "--overwrite"]) == 0
-    assert [i for i, _ in checkpoint_files(str(run))] == [0, 1, 2, 3, 4]  # none left from the 6-iteration run
+    assert [i for i, _ in checkpoint_files(str(run))] == [2, 3, 4]  # none left from the 6-iteration run
     assert len(json.loads((run / "history.json").read_text())) == 5
     assert "holds a previous run" in capsys.readouterr().err
 
@@ -298,9 +357,12 @@ def test_demo_on_a_terminal_draws_progress_bars(tmp_path: Path) -> None:
     assert proc.returncode == 0, terminal
     assert "\r" in terminal and "rows/s" in terminal and "iter    3" in terminal
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["model", "train", "MSE"]
+    assert lines[0].startswith("MSE in target units; the iteration lines' standardised losses are MSE / ")
+    assert lines[1].split()[:3] == ["model", "train", "MSE"]
     assert any(line.startswith("streamls h=16") for line in lines)
+    assert "(standardised)" in terminal
     assert_valid_png(tmp_path / "demo" / "report.png")
+    assert "test MSE" in (tmp_path / "demo" / "report.md").read_text()  # the demo has a test set
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +375,8 @@ def long_job(tmp_path_factory: pytest.TempPathFactory) -> dict:
     data = teacher_data(n=16000, d=7, hidden=6, seed=11)
     specs = write_hdf5(tmp, {"/X": data.X, "/y": data.y}, chunk_rows=2000)
     args = [specs["/X"], "--y", specs["/y"], *LONG]
-    cli("train", *args, "--out-dir", "reference", cwd=tmp)
+    # The reference keeps every checkpoint, for the round-trip test; the other runs keep the default few.
+    cli("train", *args, "--out-dir", "reference", "--keep-checkpoints", "26", cwd=tmp)
     return {"tmp": tmp, "args": args, "reference": str(tmp / "reference" / MODEL)}
 
 
@@ -331,6 +394,37 @@ def test_sigkill_after_third_checkpoint_then_resume(long_job: dict) -> None:
     assert "partial checkpoint" in resumed.stderr and "resuming from" in resumed.stderr
     assert_same_model(str(run / MODEL), long_job["reference"])
     assert not any(p.name.startswith(".ckpt") for p in (run / "checkpoints").iterdir())
+    assert [i for i, _ in checkpoint_files(str(run))] == [23, 24, 25]  # pruned to the last few, after the resume too
+
+
+def test_damaged_newest_checkpoint_falls_back_to_a_kept_one(long_job: dict) -> None:
+    """Pruning keeps checkpoints before the newest, so a damaged newest one still leaves a resume point."""
+    tmp, run = long_job["tmp"], long_job["tmp"] / "damaged"
+    proc = popen("train", *long_job["args"], "--out-dir", str(run), cwd=tmp)
+    wait_for(checkpoint_path(str(run), 4), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    kept = checkpoint_files(str(run))
+    assert len(kept) == KEEP_CHECKPOINTS and kept[-1][0] >= 4
+    with h5py.File(kept[-1][1], "r+") as handle:  # damage after the fact: the checksum no longer matches
+        handle["W"][0, 0] += 1.0
+    resumed = cli("train", "--resume", str(run), cwd=tmp)
+    assert "skipping checkpoint" in resumed.stderr and f"iteration {kept[-2][0]})" in resumed.stderr
+    assert_same_model(str(run / MODEL), long_job["reference"])
+
+
+def test_prune_checkpoints_keeps_the_newest_and_anything_newer(tmp_path: Path) -> None:
+    for iteration in (0, 1, 2, 3, 4, 5, 9):
+        path = Path(checkpoint_path(str(tmp_path), iteration))
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"a checkpoint")
+    removed = prune_checkpoints(str(tmp_path), newest=5, keep=3)
+    assert sorted(Path(p).name for p in removed) == ["ckpt-000000.h5", "ckpt-000001.h5", "ckpt-000002.h5"]
+    assert [i for i, _ in checkpoint_files(str(tmp_path))] == [3, 4, 5, 9]
+    assert prune_checkpoints(str(tmp_path), newest=5, keep=3) == []
+    with pytest.raises(ValueError, match="keep must be >= 1"):
+        prune_checkpoints(str(tmp_path), newest=5, keep=0)
 
 
 def test_sigterm_stops_with_143_and_resumes(long_job: dict) -> None:
@@ -400,6 +494,55 @@ def test_memory_limit_is_recorded_with_block_rows(tmp_path: Path) -> None:
     assert config["memory_limit"] == "8GiB" and config["chunk_rows"] == 1100  # whole stored chunks
 
 
+def test_chunk_rows_below_the_stored_chunk_says_so(
+    small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tmp, specs = small_h5  # stored chunks of 100 rows
+    args = ["train", specs["/X"], "--y", specs["/y"], *SMALL, "--chunk-rows", "30", "--out-dir", str(tmp / "rounded")]
+    with threadpool_limits(1):
+        assert main(args) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: --chunk-rows 30: reading blocks of 100 rows instead, because blocks are whole stored chunks "
+        f"of {specs['/X']}"
+    ) in err
+    assert "python -m data_tools convert" in err and "--chunk-rows 30" in err
+    assert "reading blocks of 100 rows instead" in (tmp / "rounded" / "train.log").read_text()
+    assert tomllib.loads((tmp / "rounded" / "config.toml").read_text())["chunk_rows"] == 100
+
+
+def test_memory_limit_refusal_suggests_rechunking_and_the_command_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One stored chunk of 400,000 rows does not fit while the statistics of a small network do: the
+    refusal names the data_tools command that re-chunks the data, and that command writes chunks that fit."""
+    n, d = 400_000, 8
+    with h5py.File(tmp_path / "big.h5", "w") as handle:  # never written: reads give zeros, the file stays small
+        handle.create_dataset("X", shape=(n, d), dtype="f4", chunks=(n, d), compression="gzip")
+        handle.create_dataset("y", shape=(n,), dtype="f4", chunks=(n,), compression="gzip")
+    x_spec, y_spec = f"{tmp_path / 'big.h5'}:/X", f"{tmp_path / 'big.h5'}:/y"
+    dataset = Dataset(x_spec, y_spec)
+    estimate = memory_estimate(JobConfig(hidden_units=4), dataset)
+    dataset.close()
+    # 100 MiB beside the fixed part: about 117,000 rows fit, a chunk of 400,000 does not.
+    limit = estimate.fixed_bytes + (100 << 20)
+    assert main(["train", x_spec, "--y", y_spec, "--hidden-units", "4", "--memory-limit", str(limit),
+                 "--out-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "store the data in smaller chunks (blocks are whole stored chunks, here 400000 rows" in err
+    command = err.split("fit): ", 1)[1].strip().rstrip(".")
+    assert command == f"python -m data_tools convert {x_spec} rechunked.h5 --chunk-rows 65536"
+    assert not (tmp_path / "run").exists()
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    args = command.split()[1:]
+    done = subprocess.run(
+        [sys.executable, *args, "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    with h5py.File(tmp_path / "rechunked.h5", "r") as handle:
+        assert handle["X"].shape == (n, d) and handle["X"].chunks == (65536, d)
+
+
 def test_plan_block_rows_stays_under_limit() -> None:
     estimate = MemoryEstimate(hidden_units=64, n_features=31, n_targets=1, baseline_bytes=100 << 20)
     assert estimate.matrix_bytes == 6 * 2048**2 * 8  # P and its copies, (h p)^2 float64 each
@@ -407,8 +550,13 @@ def test_plan_block_rows_stays_under_limit() -> None:
     rows = plan_block_rows(estimate, limit, requested=65536, chunk_rows=1000)
     assert rows == 5000 and estimate.peak_bytes(rows) <= limit
     assert plan_block_rows(estimate, limit, requested=2500, chunk_rows=1000) == 3000  # whole chunks
-    with pytest.raises(MemoryLimitError, match="hidden_units=64"):
-        plan_block_rows(estimate, estimate.fixed_bytes + 999 * estimate.row_bytes, requested=65536, chunk_rows=1000)
+    with pytest.raises(MemoryLimitError, match="hidden_units=64") as refused:
+        plan_block_rows(estimate, estimate.fixed_bytes + 999 * estimate.row_bytes, requested=65536, chunk_rows=1000, data="d.h5:/X")
+    # 999 rows would fit, a chunk of 1000 does not: smaller chunks (a power of two) are the remedy.
+    assert "python -m data_tools convert d.h5:/X rechunked.h5 --chunk-rows 512" in str(refused.value)
+    with pytest.raises(MemoryLimitError) as hopeless:  # the statistics alone exceed the limit
+        plan_block_rows(estimate, estimate.fixed_bytes - 1, requested=65536, chunk_rows=1000)
+    assert "data_tools" not in str(hopeless.value)
 
 
 def test_memory_limit_gives_fewer_block_threads_when_more_would_not_fit() -> None:
@@ -529,7 +677,7 @@ def test_history_records_stages_and_a_single_read(long_job: dict) -> None:
 
 def test_memory_limit_leaves_the_pool_what_a_pass_does_not_need(long_job: dict) -> None:
     from streamls.cli.config import merged
-    from streamls.cli.train import memory_estimate, open_dataset, pool_budget
+    from streamls.cli.planning import open_dataset, pool_budget
 
     job = replace(merged(), data=long_job["args"][0], y=long_job["args"][2], hidden_units=16, chunk_rows=2000)
     dataset = open_dataset(job, job.chunk_rows)

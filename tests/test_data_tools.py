@@ -153,7 +153,7 @@ def test_non_numeric_token_names_line_and_token(tmp_path: Path, gz: bool) -> Non
     src = tmp_path / ("bad.csv.gz" if gz else "bad.csv")
     with (gzip.open(src, "wt") if gz else open(src, "w")) as handle:
         handle.write("".join(lines))
-    with pytest.raises(CSVFormatError, match=r"line 123: column 2 \('x2'\) holds 'abc', not a number") as info:
+    with pytest.raises(CSVFormatError, match=r"line 123: column 1 \('x2'\) holds 'abc', not a number") as info:
         convert(src, tmp_path / "out.h5", block_rows=64)
     assert info.value.text == "0.5,abc,1.5\n"
     assert leftovers(tmp_path) == []
@@ -181,6 +181,40 @@ def test_skip_bad_rows_reports_them(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read(tmp_path / "out.h5", "X"), np.loadtxt(good, delimiter=","))
     assert report.skipped_rows == 4
     assert [b.line for b in report.examples] == [11, 701, 1501, 2000]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_chunks_are_sized_to_a_small_table(tmp_path: Path, fmt: str) -> None:
+    """A 3,338-row table of 19 float32 columns is 254 KB of values; one default chunk of 32,768 rows
+    would make the HDF5 file ten times that."""
+    data = np.random.default_rng(4).standard_normal((3338, 19))
+    src = write_csv(tmp_path / "small.csv", data)
+    out = tmp_path / f"small.{fmt}"
+    convert(src, out, target_cols=[-1])
+    values = data.size * 4
+    on_disk = out.stat().st_size if fmt == "h5" else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert on_disk < 1.1 * values + 16_384, (on_disk, values)
+    (x_report, y_report) = inspect_arrays(out, stats=False)
+    assert x_report.chunks == (3338, 18) and y_report.chunks == (3338,)
+    # A table of several blocks keeps the default chunk (4 MiB of rows), and an explicit one wins.
+    convert(src, tmp_path / f"blocks.{fmt}", target_cols=[-1], block_rows=1000)
+    assert inspect_arrays(tmp_path / f"blocks.{fmt}", stats=False)[0].chunks == (32768, 18)
+    convert(src, tmp_path / f"explicit.{fmt}", target_cols=[-1], chunk_rows=500)
+    assert inspect_arrays(tmp_path / f"explicit.{fmt}", stats=False)[0].chunks == (500, 18)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_convert_rechunks_an_array(tmp_path: Path, table: np.ndarray, fmt: str) -> None:
+    """An HDF5/Zarr/.npy array as input: its columns are copied in order, in the chunks asked for."""
+    with h5py.File(tmp_path / "in.h5", "w") as handle:
+        handle.create_dataset("T", data=table, chunks=(2000, 5))
+    report = convert(f"{tmp_path / 'in.h5'}:/T", tmp_path / f"out.{fmt}", chunk_rows=256, dtype="float64")
+    np.testing.assert_array_equal(read(tmp_path / f"out.{fmt}", "X"), table)
+    assert report.feature_names == ("0", "1", "2", "3", "4") and report.y_spec is None
+    assert inspect_arrays(tmp_path / f"out.{fmt}", stats=False)[0].chunks == (256, 5)
+    np.save(tmp_path / "in.npy", table)
+    convert(tmp_path / "in.npy", tmp_path / f"split.{fmt}", target_cols=[-1], dtype="float64")
+    np.testing.assert_array_equal(read(tmp_path / f"split.{fmt}", "y"), table[:, -1])
 
 
 def test_refuses_to_overwrite(tmp_path: Path, table: np.ndarray) -> None:
@@ -268,12 +302,30 @@ def test_cli_synth_and_inspect(tmp_path: Path) -> None:
     out = tmp_path / "s.zarr"
     done = run_cli("synth", str(out), "--rows", "5000", "-d", "3", "--seed", "2", "--compression", "blosc-lz4")
     assert done.returncode == 0, done.stderr
-    shown = run_cli("inspect", f"{out}:X")
+    shown = run_cli("inspect", f"{out}:X", "--json")
     assert shown.returncode == 0, shown.stderr
     (report,) = json.loads(shown.stdout)["arrays"]
     x = read(out, "X").astype(np.float64)
     assert report["shape"] == [5000, 3] and report["compression"] == "lz4"
     np.testing.assert_allclose(report["columns"]["mean"], x.mean(axis=0), rtol=1e-9, atol=1e-12)
+
+
+def test_cli_inspect_prints_a_table(tmp_path: Path) -> None:
+    x = np.column_stack([np.arange(1000.0), np.full(1000, 2.5)])
+    with h5py.File(tmp_path / "t.h5", "w") as handle:
+        handle.create_dataset("X", data=x, chunks=(250, 2))
+        handle.create_dataset("y", data=x[:, 0])
+    shown = run_cli("inspect", str(tmp_path / "t.h5"))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"{tmp_path / 't.h5'}:/X"
+    assert lines[1].startswith("  1000 x 2 float64; chunks 250 x 2; compression none;") and "15.6 KiB of values" in lines[1]
+    assert lines[2].split() == ["column", "min", "max", "mean", "std"]
+    assert lines[3].split() == ["0", "0", "999", "499.5", f"{x[:, 0].std():.6g}"]
+    assert lines[4].split() == ["1", "2.5", "2.5", "2.5", "0"]
+    assert lines[5] == "  1000 rows counted, 0 with NaN or Inf left out"
+    assert lines[6] == "" and lines[7] == f"{tmp_path / 't.h5'}:/y"  # one block per array
+    assert "not chunked" in lines[8]
 
 
 def test_synth_rejects_bad_parameters(tmp_path: Path) -> None:

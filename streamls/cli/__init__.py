@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from ..errors import NumericalError, StreamLSError
@@ -40,7 +41,8 @@ def _dispatch(args: argparse.Namespace, reporter: Reporter) -> int:
         return commands.run_predict(args.model, args.data, args.out, args.chunk_rows, args.overwrite, threads, reporter)
     if args.command == "evaluate":
         return commands.run_evaluate(
-            args.model, args.data, args.y, args.target_col, args.nan_policy, args.chunk_rows, args.json, threads, sys.stdout
+            args.model, args.data, args.y, args.target_col, args.nan_policy, args.chunk_rows, args.json, threads, reporter,
+            sys.stdout,
         )
     if args.command == "info":
         return commands.run_info(args.model, args.json, sys.stdout)
@@ -53,7 +55,8 @@ _NOT_CONFIG = frozenset({"command", "config", "resume", "overwrite", "quiet", "v
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``streamls`` command line; returns the exit code."""
-    from .parser import parse
+    from .messages import cli_text
+    from .parser import command_flags, parse
 
     try:
         args = parse(argv)
@@ -64,33 +67,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     reporter = _reporter(args)
     handler = ReporterHandler(reporter)
-    # The library's records and Python warnings (NumPy overflow, ...) take one route, so
-    # every line has the chosen format (a stray plain line would break JSON logs).
-    loggers = [logging.getLogger("streamls"), logging.getLogger("py.warnings")]
-    previous = [(lg.level, lg.propagate) for lg in loggers]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.DEBUG if reporter.verbosity > 0 else logging.WARNING)
-        lg.propagate = False
-    logging.captureWarnings(True)
+    # The library's records and Python warnings (NumPy overflow, OutOfRangeWarning, ...) take
+    # one route, so every line has the chosen format (a stray plain line would break JSON logs);
+    # a warning is one line, its class and message, without the file and source line.
+    library = logging.getLogger("streamls")
+    previous = (library.level, library.propagate)
+    library.addHandler(handler)
+    library.setLevel(logging.DEBUG if reporter.verbosity > 0 else logging.WARNING)
+    library.propagate = False
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *where: object) -> None:
+        reporter.message(f"{category.__name__}: {message}", "warning")
+
+    warnings.showwarning = show
     try:
         return _dispatch(args, reporter)
     except NumericalError as exc:
         reporter.message(str(exc), "error")
         return EXIT_NUMERICAL
     except StreamLSError as exc:
-        reporter.message(str(exc), "error")
+        # The library's advice names Python keywords; here it must name this command's flags.
+        reporter.message(cli_text(str(exc), command_flags(args.command)), "error")
         return EXIT_USAGE
     except KeyboardInterrupt:  # outside training (which handles signals itself)
         reporter.message("interrupted", "error")
         return 130
     finally:
         reporter.close_bar()
-        logging.captureWarnings(False)
-        for lg, (level, propagate) in zip(loggers, previous):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-            lg.propagate = propagate
+        warnings.showwarning = shown
+        library.removeHandler(handler)
+        library.setLevel(previous[0])
+        library.propagate = previous[1]
 
 
 __all__ = ["EXIT_NUMERICAL", "EXIT_OK", "EXIT_USAGE", "main"]

@@ -10,6 +10,10 @@ Layout: arrays ``W``, ``B``, ``x_mean``, ``x_scale``, ``y_mean``, ``y_scale`` an
 set, ``W_prev``, ``best_W``, ``best_B``; array ``metadata`` holds UTF-8 JSON with the
 iteration counters, the sample stage, the solve diagnostics, the history and the caller's
 ``meta``. Version 2 added the stage (``stage``, ``final_stage``, ``pool_fraction``).
+
+A run keeps its last :data:`KEEP_CHECKPOINTS` checkpoints (``--keep-checkpoints``): after a
+new one is complete, those more than that many iterations older are deleted. A resume needs
+only the newest loadable file; the older ones it keeps stand in should the newest be damaged.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ logger = logging.getLogger(__name__)
 FORMAT = "streamls.TrainState"
 FORMAT_VERSION = 2
 DIRECTORY = "checkpoints"
+#: Checkpoints a run keeps by default: the newest, which a resume reads, and two to fall
+#: back on should it be damaged (:func:`latest_checkpoint`).
+KEEP_CHECKPOINTS = 3
 _NAME = re.compile(r"ckpt-(\d+)\.h5")
 
 
@@ -107,6 +114,21 @@ def checkpoint_files(run_dir: str) -> list[tuple[int, str]]:
         return []
     found = [(int(m.group(1)), os.path.join(directory, name)) for name in os.listdir(directory) if (m := _NAME.fullmatch(name))]
     return sorted(found)
+
+
+def prune_checkpoints(run_dir: str, newest: int, keep: int = KEEP_CHECKPOINTS) -> list[str]:
+    """Delete the checkpoints of iterations up to ``newest - keep``; returns their paths.
+
+    Call it once the checkpoint of iteration ``newest`` is complete: it and the ``keep - 1``
+    iterations before it stay, and so does every newer file, so the checkpoint a resume
+    reads is never deleted.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    old = [path for iteration, path in checkpoint_files(run_dir) if iteration <= newest - keep]
+    for path in old:
+        os.remove(path)
+    return old
 
 
 def remove_leftovers(run_dir: str) -> list[str]:

@@ -5,80 +5,88 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from typing import IO, Any
 
 import numpy as np
 
-from ..errors import ShapeMismatchError
+from ..errors import OutOfRangeWarning
 from ..hyperparameters import TrainConfig
 from ..model import TwoLayerModel
 from ..persistence import load_model
-from ..sources import Dataset
+from ..sources import Dataset, open_source
+from ..sources.dataset import round_block_rows
 from ..sources.memory import ArraySource
 from ..synthetic import SynthSpec, Teacher, generate_rows
+from .backend import build_backend
 from .config import JobConfig
 from .metrics import Metrics, evaluate
-from .progress import Reporter
-from .train import StopFlag, build_backend, limited_threads, train_loop, write_outputs
+from .planning import block_size_note
+from .progress import LOSS_UNITS, Reporter
+from .rundir import write_outputs
+from .signals import StopFlag
+from .threads import limited_threads
+from .train import train_loop
+
+#: How the command lines name the units of MSE and RMSE computed on the targets as stored.
+TARGET_UNITS = "target units"
 
 
 def run_predict(model_path: str, data: str, out: str, chunk_rows: int | None, overwrite: bool, threads: int | None, reporter: Reporter) -> int:
     """Stream predictions for every row of ``data`` into ``out`` (HDF5 or Zarr array)."""
     model = load_model(model_path)
-    with limited_threads(threads):
-        written = model.predict_to(data, out, chunk_rows=chunk_rows, overwrite=overwrite, prefetch=threads != 1)
+    source = open_source(data)
+    try:
+        if chunk_rows is not None:
+            note = block_size_note(chunk_rows, round_block_rows(chunk_rows, source.chunk_rows), source)
+            if note is not None:
+                reporter.message(note, "warning")
+        with limited_threads(threads):
+            written = model.predict_to(source, out, chunk_rows=chunk_rows, overwrite=overwrite, prefetch=threads != 1)
+    finally:
+        source.close()
     reporter.event("done", f"wrote predictions to {written}", output=written)
     return 0
 
 
-def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_cols: list[int] | None, nan_policy: str, chunk_rows: int | None) -> Dataset:
-    """The rows to score; a table without ``y`` or ``target_cols`` has its targets in its last ``k`` columns."""
-    if y is None and target_cols is None:
-        probe = Dataset(data, target_cols=-1)
-        n_cols = probe.x_source.n_cols
-        probe.close()
-        if n_cols != model.n_features + model.n_targets:
-            raise ShapeMismatchError(
-                f"{data}: {n_cols} columns, but the model takes {model.n_features} inputs and gives {model.n_targets} "
-                f"outputs; pass --y TARGETS or --target-col"
-            )
-        target_cols = list(range(model.n_features, n_cols))
+def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_cols: list[int | str] | None, nan_policy: str, chunk_rows: int | None) -> Dataset:
+    """The rows to score, as :meth:`TwoLayerModel.scoring_dataset` lays them out (targets by name, or the last ``k`` columns)."""
     cols = None if target_cols is None else (target_cols[0] if len(target_cols) == 1 else target_cols)
-    dataset = Dataset(data, y, target_cols=cols, nan_policy=nan_policy, block_rows=chunk_rows)
-    if (dataset.n_features, dataset.n_targets) != (model.n_features, model.n_targets):
-        dataset.close()
-        raise ShapeMismatchError(
-            f"{dataset.name}: {dataset.n_features} inputs and {dataset.n_targets} targets, but the model takes "
-            f"{model.n_features} inputs and gives {model.n_targets} outputs"
-        )
-    return dataset
+    return model.scoring_dataset(data, y, target_cols=cols, nan_policy=nan_policy, block_rows=chunk_rows)
 
 
-def metrics_table(metrics: Metrics) -> str:
-    """A text table with a header line and one line per output: rows, MSE, RMSE and R^2."""
-    lines = [f"{'output':>6}  {'rows':>10}  {'MSE':>12}  {'RMSE':>12}  {'R^2':>10}"]
+def metrics_table(metrics: Metrics, data: str) -> str:
+    """A text table of ``data``'s metrics: a title naming the units, a header line and one line per output
+    (rows, MSE, RMSE and R^2)."""
+    lines = [
+        f"{data}: MSE and RMSE in {TARGET_UNITS}",
+        f"{'output':>6}  {'rows':>10}  {'MSE':>12}  {'RMSE':>12}  {'R^2':>10}",
+    ]
     for c in range(len(metrics.mse)):
         lines.append(f"{c:>6}  {metrics.n:>10}  {metrics.mse[c]:>12.6g}  {metrics.rmse[c]:>12.6g}  {metrics.r2[c]:>10.6f}")
     return "\n".join(lines)
 
 
 def run_evaluate(
-    model_path: str, data: str, y: str | None, target_cols: list[int] | None, nan_policy: str,
-    chunk_rows: int | None, as_json: bool, threads: int | None, out: IO[str],
+    model_path: str, data: str, y: str | None, target_cols: list[int | str] | None, nan_policy: str,
+    chunk_rows: int | None, as_json: bool, threads: int | None, reporter: Reporter, out: IO[str],
 ) -> int:
-    """Print MSE, RMSE and R^2 per output, streaming the data once."""
+    """Print MSE, RMSE and R^2 per output to ``out``, streaming the data once; notes go to ``reporter``."""
     model = load_model(model_path)
     dataset = evaluation_dataset(model, data, y, target_cols, nan_policy, chunk_rows)
     try:
+        note = block_size_note(chunk_rows, dataset.block_rows, dataset.x_source)
+        if note is not None:
+            reporter.message(note, "warning")
         with limited_threads(threads):
             metrics = evaluate(model, dataset, prefetch=threads != 1)
     finally:
         dataset.close()
     if as_json:
-        payload = {"model": model_path, "data": dataset.name, **metrics.as_dict()}
+        payload = {"model": model_path, "data": dataset.name, "units": TARGET_UNITS, **metrics.as_dict()}
         print(json.dumps(_clean(payload), allow_nan=False), file=out)
     else:
-        print(metrics_table(metrics), file=out)
+        print(metrics_table(metrics, dataset.name), file=out)
     return 0
 
 
@@ -102,6 +110,7 @@ def model_summary(model: TwoLayerModel, path: str) -> dict[str, Any]:
             "iterations": int(history[-1]["iteration"]) if history else 0,
             "best_iteration": best,
             "stop_reason": model.info.get("stop_reason"),
+            "loss_units": LOSS_UNITS,
             "first_train_loss": history[0]["train_loss"] if history else None,
             "best_train_loss": best_rec["train_loss"] if best_rec else None,
             "best_val_loss": best_rec["val_loss"] if best_rec else None,
@@ -164,18 +173,30 @@ def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: st
     coef = np.linalg.lstsq(A, y, rcond=None)[0]
     A_test = np.hstack([X_test, np.ones((len(X_test), 1))])
     model = result.model
+    with warnings.catch_warnings():
+        # Fresh Gaussian draws (the validation and test rows) pass the training rows' extremes
+        # now and then; that is the comparison the table makes, not a problem to warn about.
+        warnings.simplefilter("ignore", OutOfRangeWarning)
+        streamls_train_mse, streamls_test_mse = _mse(y, model.predict(X)), _mse(y_test, model.predict(X_test))
     table = [
         ("mean of y", _mse(y, np.full(rows, y.mean())), _mse(y_test, np.full(len(y_test), y.mean()))),
         ("linear least squares", _mse(y, A @ coef), _mse(y_test, A_test @ coef)),
-        (f"streamls h={hidden_units} ({result.n_iter} it.)", _mse(y, model.predict(X)), _mse(y_test, model.predict(X_test))),
+        (f"streamls h={hidden_units} ({result.n_iter} it.)", streamls_train_mse, streamls_test_mse),
         ("noise floor", spec.noise**2, spec.noise**2),
     ]
     var_test = float(np.var(y_test))
+    # The iteration lines and this table show the same fits in two units: say how they relate.
+    variance = float(model.standardizer.y_scale[0]) ** 2
+    print(
+        f"MSE in {TARGET_UNITS}; the iteration lines' {LOSS_UNITS} losses are MSE / {variance:.4g} "
+        f"(the training targets' variance)",
+        file=out,
+    )
     print(f"{'model':<30} {'train MSE':>10} {'test MSE':>10} {'test R^2':>9}", file=out)
     for name, train_mse, test_mse in table:
         print(f"{name:<30} {train_mse:>10.4g} {test_mse:>10.4g} {1 - test_mse / var_test:>9.4f}", file=out)
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
-        write_outputs(out_dir, result)
+        write_outputs(out_dir, result, test_mse=streamls_test_mse)
         print(f"model, history and report written to {out_dir}", file=out)
     return 0

@@ -21,6 +21,7 @@ from ..errors import ConfigError, closest
 from ..hyperparameters import hyperparameters
 from ..sources.dataset import NAN_POLICIES
 from ..sources.spec import split_spec
+from .checkpoint import KEEP_CHECKPOINTS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,7 +30,9 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 #: Keys that may differ between a run and its ``--resume``: where and how fast it runs,
 #: not what it computes.
-RUNTIME_KEYS = frozenset({"backend", "scheduler", "dask_workers", "threads", "memory_limit", "out_dir"})
+RUNTIME_KEYS = frozenset(
+    {"backend", "scheduler", "dask_workers", "threads", "memory_limit", "out_dir", "keep_checkpoints"}
+)
 
 #: Job keys (and flags) named otherwise than the :class:`~streamls.TrainConfig` field: batch users
 #: expect a "seed", and ``--random-state`` is long to type.
@@ -68,8 +71,8 @@ class JobConfig:
         Data spec of the inputs, or of a table holding the targets too.
     y : str or None
         Data spec of the targets.
-    target_col : list of int or None
-        With ``y`` unset: the target column(s) of the table (default: the last).
+    target_col : list of int and str, or None
+        With ``y`` unset: the target column(s) of the table, by index or name (default: the last).
     out_dir : str or None
         Run directory.
     chunk_rows : int or None
@@ -84,11 +87,13 @@ class JobConfig:
         Cap on BLAS and streamls threads.
     memory_limit : str or None
         Such as ``"4GiB"``; picks the block size and refuses runs that cannot fit.
+    keep_checkpoints : int
+        Checkpoints kept in the run directory: the newest and those before it.
     """
 
     data: str | None = None
     y: str | None = None
-    target_col: list[int] | None = None
+    target_col: list[int | str] | None = None
     out_dir: str | None = None
     chunk_rows: int | None = None
     nan_policy: str = "error"
@@ -97,6 +102,7 @@ class JobConfig:
     dask_workers: int | None = None
     threads: int | None = None
     memory_limit: str | None = None
+    keep_checkpoints: int = KEEP_CHECKPOINTS
 
     @property
     def uses_dask(self) -> bool:
@@ -124,8 +130,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "dask_workers": (int,),
     "threads": (int,),
     "memory_limit": (str, int),
-    **{job_key(spec.name): _KIND_TYPES[spec.kind] for spec in hyperparameters()},
+    "keep_checkpoints": (int,),
+    # A hyperparameter the data may choose also takes the string "auto" (TrainConfig checks the value).
+    **{job_key(spec.name): _KIND_TYPES[spec.kind] + ((str,) if spec.auto else ()) for spec in hyperparameters()},
 }
+#: Counts, which must be at least 1 (as their flags require).
+_COUNTS = frozenset({"chunk_rows", "dask_workers", "threads", "keep_checkpoints"})
 _CHOICES = {
     "nan_policy": NAN_POLICIES,
     "backend": BACKENDS,
@@ -143,20 +153,22 @@ def unknown_key_error(key: str, where: str) -> ConfigError:
 def check_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check key names and value types of a partial configuration; returns it normalised.
 
-    ``target_col`` may be an int or a list of ints; it is returned as a list.
+    ``target_col`` may be an int, a column name, or a list of them; it is returned as a list.
     """
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in _TYPES:
             raise unknown_key_error(key, where)
-        if key == "target_col" and isinstance(value, int) and not isinstance(value, bool):
+        if key == "target_col" and isinstance(value, (int, str)) and not isinstance(value, bool):
             value = [value]
         ok = isinstance(value, _TYPES[key]) and not isinstance(value, bool)
         if key == "target_col" and ok:
-            ok = bool(value) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            ok = bool(value) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value)
         if not ok:
             expected = " or ".join(t.__name__ for t in _TYPES[key])
             raise ConfigError(f"{where}: key {key!r} must be {expected}, got {value!r}")
+        if key in _COUNTS and value < 1:
+            raise ConfigError(f"{where}: key {key!r} must be an int >= 1, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(f"{where}: key {key!r} must be one of {_CHOICES[key]}, got {value!r}")
         out[key] = float(value) if float in _TYPES[key] and isinstance(value, int) else value

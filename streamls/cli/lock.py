@@ -16,6 +16,8 @@ import socket
 import time
 from types import TracebackType
 
+from typing_extensions import Self
+
 from ..errors import StreamLSError
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,7 @@ class RunLock:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> RunLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

@@ -16,7 +16,8 @@ from typing import NoReturn
 from ..backends import BACKENDS
 from ..errors import ConfigError, closest
 from ..hyperparameters import Hyperparameter, argument_type, hyperparameter, hyperparameters, value_text
-from ..sources.dataset import NAN_POLICIES
+from ..sources.dataset import DEFAULT_BLOCK_ROWS, NAN_POLICIES
+from .checkpoint import KEEP_CHECKPOINTS
 from .config import job_key
 from .progress import LOG_FORMATS
 
@@ -39,15 +40,17 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
-#: Counts (threads, rows, workers): ints >= 1, refused with the same message as the hyperparameters.
-_positive_int = argument_type(Hyperparameter("int", "a count", low=1))
+#: Counts (threads, rows, workers): ints >= 1, refused with the same message as the hyperparameters
+#: (data_tools uses it too).
+positive_int = argument_type(Hyperparameter("int", "a count", low=1))
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected column indices such as 3 or 3,4 or -1, got {text!r}") from None
+def _int_list(text: str) -> list[int | str]:
+    """Columns by index, or by name where the data has column names: ``3``, ``3,4``, ``-1``, ``price,4``."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected column indices or names such as 3 or 3,4 or price, got {text!r}")
+    return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
 
 
 def _output_options() -> argparse.ArgumentParser:
@@ -62,7 +65,7 @@ def _output_options() -> argparse.ArgumentParser:
 
 def _threads_option() -> argparse.ArgumentParser:
     parent = _Parser(add_help=False, allow_abbrev=False)
-    parent.add_argument("--threads", type=_positive_int, default=S, metavar="N",
+    parent.add_argument("--threads", type=positive_int, default=S, metavar="N",
                         help="cap BLAS and streamls threads at N (threadpoolctl); 1 also turns off read-ahead")
     return parent
 
@@ -83,16 +86,19 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     p.add_argument("--config", metavar="JOB.TOML", help="TOML file with these settings; flags override it")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its last complete checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a previous run in --out-dir")
+    p.add_argument("--keep-checkpoints", type=positive_int, default=S, metavar="N",
+                   help=f"keep the last N checkpoints in RUN/checkpoints (default {KEEP_CHECKPOINTS})")
     _add_hyperparameters(p)
     data = p.add_argument_group("data and resources")
-    data.add_argument("--chunk-rows", type=_positive_int, default=S, metavar="ROWS", help="rows per block (default 65536)")
+    data.add_argument("--chunk-rows", type=positive_int, default=S, metavar="ROWS",
+                      help=f"rows per block, rounded up to whole stored chunks (default {DEFAULT_BLOCK_ROWS})")
     data.add_argument("--nan-policy", choices=NAN_POLICIES, default=S, help="rows with NaN/Inf: error (default) or drop")
     data.add_argument("--memory-limit", default=S, metavar="SIZE",
                       help="keep the estimated peak under SIZE (4GiB, 500MB) by choosing the block size; "
                            "refuse before reading data if impossible")
     data.add_argument("--backend", choices=BACKENDS, default=S, help="local (default) or dask")
     data.add_argument("--scheduler", default=S, metavar="tcp://HOST:PORT", help="Dask scheduler address (implies dask)")
-    data.add_argument("--dask-workers", type=_positive_int, default=S, metavar="N",
+    data.add_argument("--dask-workers", type=positive_int, default=S, metavar="N",
                       help="start a local Dask cluster of N workers (implies dask)")
     return p
 
@@ -136,7 +142,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("model", metavar="MODEL", help="model file (RUN/model.h5)")
     p.add_argument("data", metavar="DATA", help="inputs, a data spec")
     p.add_argument("--out", required=True, metavar="OUT", help="output array: preds.h5:/yhat or preds.zarr:yhat")
-    p.add_argument("--chunk-rows", type=_positive_int, metavar="ROWS", help="rows per block")
+    p.add_argument("--chunk-rows", type=positive_int, metavar="ROWS", help="rows per block, rounded up to whole stored chunks")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     commands["predict"] = p
 
@@ -148,7 +154,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     target.add_argument("--y", metavar="YDATA", help="targets")
     target.add_argument("--target-col", type=_int_list, metavar="N[,N...]", help="target column(s) of the DATA table")
     p.add_argument("--nan-policy", choices=NAN_POLICIES, default="error")
-    p.add_argument("--chunk-rows", type=_positive_int, metavar="ROWS")
+    p.add_argument("--chunk-rows", type=positive_int, metavar="ROWS", help="rows per block, rounded up to whole stored chunks")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     commands["evaluate"] = p
 
@@ -160,7 +166,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
     p = sub.add_parser("demo", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
                        help="train on built-in synthetic data and print a result table")
-    p.add_argument("--rows", type=_positive_int, default=10000, help="training rows (default 10000)")
+    p.add_argument("--rows", type=positive_int, default=10000, help="training rows (default 10000)")
     p.add_argument("--hidden-units", type=argument_type(hyperparameter("hidden_units")), default=16,
                    help="hidden neurons (default 16)")
     p.add_argument("--max-iter", type=argument_type(hyperparameter("max_iter")), default=30,
@@ -173,6 +179,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
     return [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+
+
+def command_flags(command: str) -> list[str]:
+    """The long flags of ``streamls COMMAND``, such as ``--overwrite``."""
+    return _flag_names(build_parser()[1][command])
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -5,6 +5,11 @@ and each iteration a summary line. Elsewhere, as in a batch job, there is no bar
 control character: one plain or JSON line per iteration and per message. JSON lines are
 strict JSON (NaN and infinity written as ``null``). A log file, if given, receives the
 plain lines with timestamps whatever the mode.
+
+Every loss shown says its units. Training records losses as MSE of the standardised
+targets (:data:`LOSS_UNITS`: each target minus its mean, divided by its standard deviation,
+over the training rows), which is MSE in target units divided by the target's variance;
+:func:`target_units` converts where there is one target.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import IO, Any
 
@@ -41,11 +47,24 @@ def number_text(value: float, spec: str) -> str:
     return "-" if math.isnan(value) else format(value, spec)
 
 
+#: The units of the losses training records (see the module docstring).
+LOSS_UNITS = "standardised"
+
+
+def target_units(loss: float, y_scale: Sequence[float]) -> float | None:
+    """A recorded (standardised) loss as MSE in the target's own units; ``None`` unless there is one target.
+
+    With several targets the recorded loss is a mean over outputs of different units, which
+    has no value in any one of them.
+    """
+    return loss * float(y_scale[0]) ** 2 if len(y_scale) == 1 else None
+
+
 def iteration_text(record: IterationRecord) -> str:
     """One human-readable line for an iteration."""
     text = (
         f"iter {record.iteration:4d}  stage {record.stage} ({record.sample_rows} rows)  "
-        f"train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')}  "
+        f"train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')} ({LOSS_UNITS})  "
         f"flips {number_text(record.flip_fraction, '.4g')}  logdet {number_text(record.logdet, '.6g')}  "
         f"{record.seconds:.2f}s  {record.rows_per_second:.3g} rows/s"
     )
@@ -109,7 +128,7 @@ class Reporter:
             if self.log_file is not None:
                 self.log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {iteration_text(record)}\n")
             return
-        self._emit(iteration_text(record), {"event": "iteration", **iteration_fields(record)})
+        self._emit(iteration_text(record), {"event": "iteration", **iteration_fields(record), "loss_units": LOSS_UNITS})
 
     def event(self, name: str, text: str, **fields: Any) -> None:
         """A structured event (``done``, ``interrupted``) with a human-readable form."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..sizes import format_size
 from ..stats.pass_stats import TILE_BYTES
+from .messages import rechunk_command
 
 #: Matrices of size ``(h p)^2`` alive at the peak with one block thread, and per further thread
 #: (see the module docstring).
@@ -29,6 +30,7 @@ FALLBACK_BASELINE_BYTES = 256 << 20
 #: BLAS work buffers, allocated at the first product and not seen by tracemalloc: the
 #: process peak exceeded the traced peak plus the baseline by about 27 MiB (h = 64).
 BLAS_WORKSPACE_BYTES = 64 << 20
+
 
 class MemoryLimitError(ConfigError):
     """The run cannot fit under ``--memory-limit`` whatever the block size."""
@@ -101,7 +103,7 @@ class MemoryEstimate:
         return self.fixed_bytes + self.workers * block_rows * self.row_bytes
 
 
-def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_rows: int) -> int:
+def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_rows: int, data: str = "DATA") -> int:
     """The largest block size up to ``requested`` whose estimated peak stays under ``limit``.
 
     Blocks are whole multiples of the stored chunk (``chunk_rows``), so the smallest
@@ -110,26 +112,39 @@ def plan_block_rows(estimate: MemoryEstimate, limit: int, requested: int, chunk_
     Raises
     ------
     MemoryLimitError
-        When even one stored chunk does not fit; the message names the size needed and
-        the hyperparameters that drive it.
+        When even one stored chunk does not fit; the message names the size needed, the
+        hyperparameters that drive it and, when smaller chunks would fit, how to re-chunk
+        ``data`` (the inputs' data spec).
     """
     requested = max(chunk_rows, -(-requested // chunk_rows) * chunk_rows)
-    fitting = (limit - estimate.fixed_bytes) // (estimate.workers * estimate.row_bytes)
-    block = min(requested, (fitting // chunk_rows) * chunk_rows)
+    block = min(requested, (fitting_rows(estimate, limit) // chunk_rows) * chunk_rows)
     if block >= chunk_rows:
         return int(block)
-    raise limit_error(estimate, limit, chunk_rows)
+    raise limit_error(estimate, limit, chunk_rows, data)
 
 
-def limit_error(estimate: MemoryEstimate, limit: int, block_rows: int) -> MemoryLimitError:
-    """The refusal for blocks of ``block_rows`` rows: the size needed and what drives it."""
+def fitting_rows(estimate: MemoryEstimate, limit: int) -> int:
+    """The most rows per block whose estimated peak stays under ``limit`` (0 or less: none fit)."""
+    return (limit - estimate.fixed_bytes) // (estimate.workers * estimate.row_bytes)
+
+
+def limit_error(estimate: MemoryEstimate, limit: int, block_rows: int, data: str = "DATA") -> MemoryLimitError:
+    """The refusal for blocks of ``block_rows`` rows of ``data``: the size needed, what drives it, what would fit."""
     e = estimate
+    fitting = fitting_rows(e, limit)
+    remedies = "Lower --hidden-units (memory grows as its square) or raise --memory-limit"
+    if 1 <= fitting < block_rows:
+        # Blocks are whole stored chunks: smaller chunks are the one remedy that keeps the model.
+        rows = 1 << (int(fitting).bit_length() - 1)  # a power of two, as data_tools sizes chunks
+        remedies += (
+            f", or store the data in smaller chunks (blocks are whole stored chunks, here {block_rows} rows; "
+            f"blocks of {rows} rows fit): {rechunk_command(data, rows)}"
+        )
     return MemoryLimitError(
         f"--memory-limit {format_size(limit)} is too small: hidden_units={e.hidden_units} with "
         f"{e.n_features} input features gives h*(d+1) = {e.hp} hidden-layer unknowns, whose statistics "
         f"need {format_size(e.matrix_bytes)} ({e.matrix_copies} float64 matrices of {e.hp} x {e.hp}); with "
         f"{format_size(e.baseline_bytes + BLAS_WORKSPACE_BYTES)} for the interpreter and BLAS buffers and "
         f"{format_size(e.workers * (e.tile_bytes + block_rows * e.row_bytes))} for blocks of {block_rows} rows the run needs "
-        f"at least {format_size(e.peak_bytes(block_rows))}. "
-        f"Lower --hidden-units (memory grows as its square) or raise --memory-limit."
+        f"at least {format_size(e.peak_bytes(block_rows))}. {remedies}."
     )
