@@ -122,6 +122,38 @@ def stop_reason(losses: Sequence[float], tol: float, window: int) -> str | None:
     return None
 
 
+def validation_rising(records: Sequence[IterationRecord], window: int) -> bool:
+    """Whether each of the last ``window`` validation losses exceeds the best before them by more than its standard error.
+
+    A validation loss that only hovers near its best is noise, or the pattern settling:
+    on one data set the validation loss stalled for ten iterations and then fell by a third.
+    """
+    losses = [r.val_loss for r in records]
+    if len(losses) <= window:
+        return False
+    best = min(losses[:-window])
+    return all(r.val_loss - best > GROW_SE * r.loss_se for r in records[-window:])
+
+
+def run_stop_reason(records: Sequence[IterationRecord], tol: float, window: int) -> str | None:
+    """Why to stop after this stage's ``records``, or ``None`` to go on.
+
+    Without validation rows: :func:`stop_reason` on the training loss. With them, either
+    the training loss has converged by the same rule (the best iterate is then chosen by
+    the validation loss), or the validation loss rose beyond its standard error for
+    ``window`` iterations in a row (:func:`validation_rising`); a validation loss that merely
+    stalls does not stop training.
+    """
+    reason = stop_reason([r.train_loss for r in records], tol, window)
+    if not records or math.isnan(records[0].val_loss):
+        return reason
+    if reason is not None:
+        return f"training loss: {reason}"
+    if tol > 0 and validation_rising(records, window):
+        return f"validation loss above its best by more than its standard error for the last {window} iterations"
+    return None
+
+
 def below_noise(records: Sequence[IterationRecord]) -> bool:
     """Whether the stage's last iterations improved its best loss by less than one standard error."""
     if len(records) < 2:
@@ -186,14 +218,13 @@ class RowSchedule:
         final : bool
             Whether the stage was already made the last.
         """
-        losses = monitored_losses(records)
         if stage.everything:
-            reason = stop_reason(losses, self.tol, self.window)
+            reason = run_stop_reason(records, self.tol, self.window)
             return Decision("stop", reason) if reason else Decision("go")
         if final:
             # More rows would not change the model beyond noise, and neither do more iterations
             # once they improve the loss by less than its standard error.
-            reason = stop_reason(losses, self.tol, self.window) or (
+            reason = run_stop_reason(records, self.tol, self.window) or (
                 "the last iterations improved the loss by less than its standard error" if below_noise(records) else None
             )
             if reason is None:
@@ -203,6 +234,6 @@ class RowSchedule:
         if len(records) == 1:
             ends = self.kind == "sample" and stage.index > 0 and not more_rows_help(records[0])
             return Decision("go", final=ends)
-        if below_noise(records) or stop_reason(losses, self.tol, self.window):
+        if below_noise(records) or run_stop_reason(records, self.tol, self.window):
             return Decision("grow")
         return Decision("go")

@@ -32,7 +32,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .api import fit
-from .hyperparameters import Hyperparameter, TrainConfig, document_hyperparameters, hyperparameters
+from .hyperparameters import AUTO, Hyperparameter, TrainConfig, document_hyperparameters, hyperparameters
 from .model import TwoLayerModel
 from .sources import Source, open_source
 from .sources.spec import _is_dask_array
@@ -43,11 +43,10 @@ __all__ = ["ESTIMATOR_DEFAULTS", "StreamLSClassifier", "StreamLSRegressor", "exp
 SEED_BOUND = 2**31 - 1
 
 #: The estimators' defaults that differ from :class:`~streamls.TrainConfig`'s (every other
-#: hyperparameter defaults as in :func:`streamls.fit`). They were chosen by cross-validation
-#: on small in-memory data sets, the estimators' usual inputs (docs/sklearn.md, "How the
-#: defaults were chosen"): there a much stronger ridge term generalises best, and 20
-#: iterations scored as well as 50 at a fifth of fit's 100 passes over the data.
-ESTIMATOR_DEFAULTS: dict[str, Any] = {"l2": 0.01, "max_iter": 20}
+#: hyperparameter defaults as in :func:`streamls.fit`). Chosen by cross-validation on small
+#: in-memory data sets, the estimators' usual inputs (docs/sklearn.md, "How the defaults
+#: were chosen"): 20 iterations scored as well as 50 at a fifth of fit's 100 passes.
+ESTIMATOR_DEFAULTS: dict[str, Any] = {"max_iter": 20}
 
 
 def is_out_of_core(data: Any) -> bool:
@@ -102,7 +101,8 @@ def constraint(spec: Hyperparameter) -> list[Any]:
         return [StrOptions(set(spec.choices))]
     high = None if math.isinf(spec.high) else spec.high
     closed = "left" if spec.upper_open or high is None else "both"
-    return [Interval(Integral if spec.kind == "int" else Real, spec.low, high, closed=closed)]
+    interval = Interval(Integral if spec.kind == "int" else Real, spec.low, high, closed=closed)
+    return [interval, StrOptions({AUTO})] if spec.auto else [interval]
 
 
 class _StreamLSBase(BaseEstimator):
@@ -120,12 +120,13 @@ class _StreamLSBase(BaseEstimator):
         hidden_units: int = TrainConfig.hidden_units,
         *,
         alpha: float = TrainConfig.alpha,
-        l2: float = ESTIMATOR_DEFAULTS["l2"],
+        l2: float | str = TrainConfig.l2,
         damping: float = TrainConfig.damping,
         max_iter: int = ESTIMATOR_DEFAULTS["max_iter"],
         tol: float = TrainConfig.tol,
         n_iter_no_change: int = TrainConfig.n_iter_no_change,
         validation_fraction: float = TrainConfig.validation_fraction,
+        n_init: int | str = TrainConfig.n_init,
         schedule: str = TrainConfig.schedule,
         random_state: Any = TrainConfig.random_state,
         chunk_rows: int | None = None,
@@ -138,6 +139,7 @@ class _StreamLSBase(BaseEstimator):
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.validation_fraction = validation_fraction
+        self.n_init = n_init
         self.schedule = schedule
         self.random_state = random_state
         self.chunk_rows = chunk_rows
@@ -220,8 +222,9 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
     Notes
     -----
     The defaults are :func:`streamls.fit`'s but for those in :data:`ESTIMATOR_DEFAULTS`,
-    chosen by cross-validation (``docs/sklearn.md``). ``l2`` is the main knob: small data
-    with noisy targets wants more (0.1 to 1), large clean data less (1e-3).
+    chosen by cross-validation (``docs/sklearn.md``). ``l2="auto"`` chooses the ridge of
+    each layer and iteration by generalised cross-validation, or by the validation loss
+    of a held-out share ``validation_fraction`` of the rows; a number fixes it.
 
     ``random_state`` also takes a ``numpy.random.RandomState`` instance, whose next draw
     is the seed.

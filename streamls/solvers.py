@@ -14,6 +14,7 @@ import scipy.linalg
 from scipy.linalg import lapack
 
 from .errors import NumericalError
+from .stats.pass_stats import HeldOutSums
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,242 @@ def hidden_loss(
     """
     centred = float(sum_yy.sum() - 2 * b0 @ sum_y + n * b0 @ b0)
     return centred - 2 * float(w @ r) + float(w @ (M @ w))
+
+
+#: The ridge terms ``l2="auto"`` tries, relative to each system's mean diagonal as a fixed
+#: ``l2`` is: four a decade from 1e-7 (no shrinkage to speak of; the paper's protocol uses
+#: 1e-6) to 10 (weights shrunk to a fraction of their least-squares size). The end points
+#: bracket every choice measured on the real data sets of benchmarks/compare.py.
+L2_GRID = np.logspace(-7, 1, 33)
+
+
+@dataclass(frozen=True)
+class RidgeChoice:
+    """How ``l2="auto"`` chose one layer's ridge term.
+
+    Attributes
+    ----------
+    l2 : float
+        The chosen relative ridge (an entry of the grid).
+    criterion : {"validation", "gcv"}
+        Validation loss of the held-out rows, or generalised cross-validation.
+    scores : numpy.ndarray, shape (len(grid),)
+        The criterion at every grid point (validation: mean squared error per row and output).
+    """
+
+    l2: float
+    criterion: str
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class RidgePath:
+    """Solutions of ``(A + c I) x = b`` for any ridge ``c``, from one eigendecomposition of ``A``.
+
+    Attributes
+    ----------
+    values : numpy.ndarray, shape (n,)
+        Eigenvalues of ``A``, rounding-level negatives raised to 0.
+    vectors : numpy.ndarray, shape (n, n)
+    coef : numpy.ndarray, shape (n, k)
+        ``vectors.T @ b`` for the ``k`` right-hand sides.
+    """
+
+    values: np.ndarray
+    vectors: np.ndarray
+    coef: np.ndarray
+
+    @classmethod
+    def of(cls, A: np.ndarray, b: np.ndarray, what: str = "system") -> RidgePath:
+        """The path of ``A`` (n, n), symmetric positive semi-definite, and ``b`` (n, k)."""
+        if not (np.isfinite(A).all() and np.isfinite(b).all()):
+            raise NumericalError(f"{what}: the accumulated statistics hold NaN or Inf; check the data scale")
+        # Divide and conquer: a third faster than the default driver for every eigenvector.
+        values, vectors = scipy.linalg.eigh(A, driver="evd", check_finite=False)
+        return cls(np.maximum(values, 0.0), vectors, vectors.T @ b)
+
+    def solutions(self, ridges: np.ndarray, column: int = 0) -> np.ndarray:
+        """``x`` for right-hand side ``column`` and each ridge: shape (n, len(ridges))."""
+        return self.vectors @ (self.coef[:, column, None] / self._floored(ridges))
+
+    def dof(self, ridges: np.ndarray) -> np.ndarray:
+        """Effective degrees of freedom ``sum_i e_i / (e_i + c)`` for each ridge, shape (len(ridges),)."""
+        return (self.values[:, None] / self._floored(ridges)).sum(axis=0)
+
+    def report(self, ridge: float) -> SolveReport:
+        """The :class:`SolveReport` of the solve with ``ridge``."""
+        shifted = self._floored(np.array([ridge]))[:, 0]
+        return SolveReport("eigh", ridge, float(np.log(shifted).sum()), float(shifted.max() / shifted.min()))
+
+    def _floored(self, ridges: np.ndarray) -> np.ndarray:
+        """``e_i + c`` for each eigenvalue and ridge, floored as :func:`solve_ridge`'s fallback floors them."""
+        shifted = self.values[:, None] + np.asarray(ridges, dtype=float)[None, :]
+        floor = len(self.values) * np.finfo(float).eps * np.abs(shifted).max(axis=0, initial=0.0)
+        return np.maximum(shifted, np.maximum(floor, np.finfo(float).tiny))
+
+
+def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int) -> np.ndarray:
+    """Generalised cross-validation ``(rss / N) / (1 - dof / N)^2`` (Golub, Heath and Wahba 1979).
+
+    Parameters
+    ----------
+    rss : numpy.ndarray, shape (r,)
+        Residual sums of squares of the fits.
+    dof : numpy.ndarray, shape (r,)
+        Their effective degrees of freedom (traces of the hat matrices).
+    n_residuals : int
+        ``N``, the residuals summed (rows times outputs).
+
+    Returns
+    -------
+    numpy.ndarray, shape (r,)
+        ``inf`` where ``dof >= N``.
+    """
+    slack = 1.0 - dof / max(n_residuals, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(slack > 0, (rss / max(n_residuals, 1)) / slack**2, np.inf)
+
+
+def output_layer_path(G: np.ndarray, C: np.ndarray) -> tuple[RidgePath, float]:
+    """The ridge path of the output layer, with its unpenalised bias eliminated, and the ridge scale.
+
+    With ``G = [[S, g], [g^T, n]]`` and ``C = [[C_v], [c^T]]`` the bias is
+    ``b0 = (c - V^T g) / n`` for any ``V``, and ``V`` solves
+    ``(S - g g^T / n + ridge I) V = C_v - g c^T / n``: the path of that centred system.
+
+    Returns
+    -------
+    path : RidgePath
+    scale : float
+        The mean penalised diagonal of ``G``, which relative ridges multiply (as :func:`solve_output_layer`).
+    """
+    S, g, n = G[:-1, :-1], G[:-1, -1], max(float(G[-1, -1]), 1.0)
+    centred = S - np.outer(g, g) / n
+    rhs = C[:-1] - np.outer(g, C[-1]) / n
+    penalized = np.ones(len(G), dtype=bool)
+    penalized[-1] = False
+    return RidgePath.of(centred, rhs, what="output layer"), scaled_ridge(G, 1.0, penalized)
+
+
+def output_layers(path: RidgePath, G: np.ndarray, C: np.ndarray, ridges: np.ndarray) -> np.ndarray:
+    """Output weights ``B`` for each absolute ridge of ``ridges``: shape (len(ridges), h + 1, k)."""
+    V = np.stack([path.solutions(ridges, c) for c in range(C.shape[1])], axis=2)  # (h, r, k)
+    V = V.transpose(1, 0, 2)
+    n = max(float(G[-1, -1]), 1.0)
+    b0 = (C[-1][None, :] - np.einsum("h,rhk->rk", G[:-1, -1], V)) / n
+    return np.concatenate([V, b0[:, None, :]], axis=1)
+
+
+def choose_output_layer(
+    G: np.ndarray, C: np.ndarray, sum_yy: np.ndarray, held_out: HeldOutSums | None, grid: np.ndarray = L2_GRID
+) -> tuple[np.ndarray, SolveReport, RidgeChoice]:
+    """Output weights with the ridge of ``grid`` that scores best: on the held-out rows, else by GCV.
+
+    Parameters
+    ----------
+    G, C, sum_yy : training sums, shapes (h + 1, h + 1), (h + 1, k), (k,)
+    held_out : HeldOutSums or None
+        The validation rows' sums; ``None`` or empty: generalised cross-validation.
+    grid : numpy.ndarray, shape (r,)
+        Relative ridges.
+
+    Returns
+    -------
+    B : numpy.ndarray, shape (h + 1, k)
+    report : SolveReport
+    choice : RidgeChoice
+    """
+    path, scale = output_layer_path(G, C)
+    candidates = output_layers(path, G, C, grid * scale)
+    k = C.shape[1]
+    if held_out is not None and held_out.n > 0:
+        scores = np.array([output_loss(held_out.G, held_out.C, held_out.sum_yy, B) for B in candidates]) / (held_out.n * k)
+        criterion = "validation"
+    else:
+        rss = np.array([output_loss(G, C, sum_yy, B) for B in candidates])
+        # Each output fits the h penalised weights' effective freedom plus its bias.
+        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), round(G[-1, -1]) * k)
+        criterion = "gcv"
+    best = int(np.argmin(scores))
+    B = candidates[best]
+    if not np.isfinite(B).all():
+        raise NumericalError("output layer: the solution is not finite even after the eigenvalue floor")
+    return B, path.report(grid[best] * scale), RidgeChoice(float(grid[best]), criterion, scores)
+
+
+def choose_hidden_layer(
+    P: np.ndarray,
+    Q: np.ndarray,
+    s: np.ndarray,
+    B: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray, int],
+    held_out: HeldOutSums | None,
+    damping: float = 0.0,
+    W_current: np.ndarray | None = None,
+    grid: np.ndarray = L2_GRID,
+) -> tuple[np.ndarray, SolveReport, np.ndarray, np.ndarray, RidgeChoice]:
+    """Hidden weights with the ridge of ``grid`` that scores best under the fixed pattern.
+
+    Each ``lambda = l2 * m`` of the grid is scored by its ridge solution
+    ``(M + lambda I)^-1 r``: by the validation rows' fixed-pattern loss (:func:`hidden_loss`
+    on their ``P``, ``Q``, ``s``), or without them by GCV with the hat matrix's trace
+    ``sum e_i / (e_i + lambda)``. The step taken is the damped solve of
+    :func:`solve_hidden_layer` with the chosen ``lambda``; one eigendecomposition of ``M``
+    gives all of them.
+
+    Parameters
+    ----------
+    P, Q, s : the training pass's sums, shapes (h p, h p), (h p, k), (h p,)
+    B : numpy.ndarray, shape (h + 1, k)
+    train : (sum_y, sum_yy, n)
+        The training rows' target sums, shapes (k,), (k,), and count.
+    held_out : HeldOutSums or None
+    damping : float
+    W_current : numpy.ndarray, shape (h, p), optional
+        Required when ``damping > 0``.
+    grid : numpy.ndarray, shape (r,)
+
+    Returns
+    -------
+    W : numpy.ndarray, shape (h, p)
+    report : SolveReport
+    M, r : the undamped training system, for :func:`hidden_loss`
+    choice : RidgeChoice
+    """
+    M, r = hidden_system(P, Q, s, B)
+    scale = scaled_ridge(M, 1.0)
+    prox = damping * scale
+    rhs = r if damping == 0 else r + prox * np.ravel(W_current)
+    path = RidgePath.of(M, np.column_stack([r, rhs]), what="hidden layer")
+    ridges = grid * scale
+    # The criteria score each ridge's undamped solution, the point the damped steps converge
+    # to: the proximal term only shortens the step, it does not make the model simpler.
+    candidates = path.solutions(ridges)  # (h p, r)
+    sum_y, sum_yy, n = train
+    k, b0 = B.shape[1], B[-1]
+    if held_out is not None and held_out.n > 0:
+        M_val, r_val = hidden_system(held_out.P, held_out.Q, held_out.s, B)
+        scores = fixed_pattern_losses(M_val, r_val, candidates, held_out.sum_y, held_out.sum_yy, held_out.n, b0)
+        scores /= held_out.n * k
+        criterion = "validation"
+    else:
+        rss = fixed_pattern_losses(M, r, candidates, sum_y, sum_yy, n, b0)
+        scores = gcv_score(rss, path.dof(ridges), n * k)
+        criterion = "gcv"
+    best = int(np.argmin(scores))
+    step = ridges[best] + prox
+    w = path.solutions(np.array([step]), column=1)[:, 0]
+    if not np.isfinite(w).all():
+        raise NumericalError("hidden layer: the solution is not finite even after the eigenvalue floor")
+    return w.reshape(B.shape[0] - 1, -1), path.report(step), M, r, RidgeChoice(float(grid[best]), criterion, scores)
+
+
+def fixed_pattern_losses(
+    M: np.ndarray, r: np.ndarray, w: np.ndarray, sum_y: np.ndarray, sum_yy: np.ndarray, n: int, b0: np.ndarray
+) -> np.ndarray:
+    """:func:`hidden_loss` of each column of ``w`` (h p, r) at once: shape (r,)."""
+    centred = float(sum_yy.sum() - 2 * b0 @ sum_y + n * b0 @ b0)
+    return centred - 2 * (r @ w) + np.einsum("ir,ir->r", w, M @ w)
 
 
 def rebalance(W: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,9 @@ class IterationRecord:
     fresh_gap, fresh_gap_se : float
         Loss on the training rows new at this stage minus the loss on those the model was
         fitted on, and its standard error (first pass of a stage only).
+    l2_output, l2_hidden : float
+        The relative ridge terms of the solves that produced the model (chosen by the data
+        with ``l2="auto"``).
     """
 
     iteration: int
@@ -54,6 +57,8 @@ class IterationRecord:
     loss_se: float = math.nan
     fresh_gap: float = math.nan
     fresh_gap_se: float = math.nan
+    l2_output: float = math.nan
+    l2_hidden: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,8 @@ class SolveOutcome:
     warning: str | None = None
     seconds: float = 0.0
     damping: float = math.nan
+    l2_output: float = math.nan
+    l2_hidden: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,16 @@ from typing import Protocol
 
 import numpy as np
 
-from .solvers import hidden_loss, output_loss, rebalance, solve_hidden_layer, solve_output_layer
+from .hyperparameters import AUTO
+from .solvers import (
+    choose_hidden_layer,
+    choose_output_layer,
+    hidden_loss,
+    output_loss,
+    rebalance,
+    solve_hidden_layer,
+    solve_output_layer,
+)
 from .state import SolveOutcome, TrainState
 from .stats import PassStatistics
 
@@ -68,13 +77,15 @@ class AlternatingRidge:
 
     Parameters
     ----------
-    l2 : float
-        Ridge term relative to each Gram matrix's mean diagonal.
+    l2 : float or "auto"
+        Ridge term relative to each Gram matrix's mean diagonal; ``"auto"`` chooses it for
+        each layer and pass from :data:`~streamls.solvers.L2_GRID` by the validation rows'
+        loss (the pass's ``held_out`` sums), or by GCV without them.
     damping : float
         Initial proximal weight of the hidden solve, adapted by :func:`next_damping`.
     """
 
-    l2: float
+    l2: float | str
     damping: float
 
     def step(self, stats: PassStatistics, state: TrainState) -> Step:
@@ -82,11 +93,19 @@ class AlternatingRidge:
         assert stats.P is not None and stats.Q is not None and stats.s is not None
         start = time.perf_counter()
         n, k = max(stats.n, 1), stats.C.shape[1]
-        B, out_report = solve_output_layer(stats.G, stats.C, self.l2)
         # Losses of different samples are not comparable: only this stage's tell rise from fall.
         losses = [r.train_loss for r in state.stage_history()]
         damping = next_damping(state.solve.damping, losses, self.damping)
-        W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, self.l2, damping, state.W)
+        if self.l2 == AUTO:
+            B, out_report, out_choice = choose_output_layer(stats.G, stats.C, stats.sum_yy, stats.held_out)
+            W, hid_report, M, r, hid_choice = choose_hidden_layer(
+                stats.P, stats.Q, stats.s, B, (stats.sum_y, stats.sum_yy, stats.n), stats.held_out, damping, state.W
+            )
+            l2_output, l2_hidden = out_choice.l2, hid_choice.l2
+        else:
+            l2_output = l2_hidden = float(self.l2)
+            B, out_report = solve_output_layer(stats.G, stats.C, l2_output)
+            W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2_hidden, damping, state.W)
         predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
         W, V = rebalance(W, B[:-1])
         warnings = [w for w in (out_report.warning, hid_report.warning) if w]
@@ -98,5 +117,7 @@ class AlternatingRidge:
             warning="; ".join(warnings) or None,
             seconds=time.perf_counter() - start,
             damping=damping,
+            l2_output=l2_output,
+            l2_hidden=l2_hidden,
         )
         return Step(W, np.vstack([V, B[-1:]]), outcome)

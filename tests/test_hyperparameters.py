@@ -73,7 +73,7 @@ def test_messages_keep_the_project_template() -> None:
     for name, value, expected in [
         ("hidden_units", 0, "an int in the range [1, inf)"),
         ("alpha", 1.0, "a float in the range [0, 1)"),
-        ("l2", -1.0, "a float in the range [0, inf)"),
+        ("l2", -1.0, "\"auto\" or a float in the range [0, inf)"),
         ("random_state", -1, "an int in the range [0, inf)"),
         ("schedule", "fast", "one of ('sample', 'sample-all', 'full')"),
     ]:
@@ -112,7 +112,7 @@ def test_fit_trains_with_every_hyperparameter_given() -> None:
     y = np.maximum(X @ [1.0, -2.0, 0.5], 0.0) + 0.1 * rng.standard_normal(300)
     values = {
         "hidden_units": 3, "alpha": 0.1, "l2": 1e-3, "damping": 0.1, "max_iter": 2, "tol": 0.0,
-        "n_iter_no_change": 2, "random_state": 1, "validation_fraction": 0.2, "schedule": "full",
+        "n_iter_no_change": 2, "random_state": 1, "validation_fraction": 0.2, "schedule": "full", "n_init": 2,
     }
     assert set(values) == set(SPECS) and all(values[n] != s.default for n, s in SPECS.items())
     result = streamls.fit(X, y, prefetch=False, **values)  # prefetch: an option of the local backend

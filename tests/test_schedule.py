@@ -24,7 +24,9 @@ from streamls.training import pooled_row_bytes
 
 DATA = teacher_data(n=60000, d=5, hidden=4, seed=3)
 SEED = 5
-CONFIG = TrainConfig(hidden_units=4, random_state=SEED, max_iter=30, validation_fraction=0.2)
+# One start: the race of several (tests/test_training.py) needs the first stage in memory, and
+# these tests compare runs with and without a pool.
+CONFIG = TrainConfig(hidden_units=4, random_state=SEED, max_iter=30, validation_fraction=0.2, n_init=1)
 
 
 def rel_diff(a: np.ndarray, b: np.ndarray) -> float:

@@ -108,7 +108,9 @@ def pass_statistics(X, Y, standardizer, W, W_prev, B, alpha, fraction, seed, blo
 def assert_matches(stats: PassStatistics, ref: dict[str, object], tol: float = 1e-10) -> None:
     for key, expected in ref.items():
         found = getattr(stats, key)
-        if isinstance(expected, int):
+        if expected is None:
+            assert found is None, key
+        elif isinstance(expected, int):
             assert found == expected, key
         elif key == "active":
             np.testing.assert_array_equal(found, expected, err_msg=key)

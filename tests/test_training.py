@@ -16,6 +16,8 @@ from streamls.errors import ConfigError
 from streamls.schedule import stop_reason
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
+from streamls.state import TrainState
+from streamls.training import RACE_ITERATIONS
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
 SETTINGS = {"hidden_units": 8, "max_iter": 8, "tol": 0.0, "random_state": 0, "validation_fraction": 0.2}
@@ -346,3 +348,38 @@ def test_predicted_loss_is_the_fixed_pattern_loss_of_the_new_model() -> None:
         assert record.train_loss == pytest.approx(np.mean((ys - realised) ** 2), rel=1e-9)
         flips = ((xs @ old.W.T > 0) != (xs @ new.W.T > 0)).mean()
         assert record.flip_fraction == pytest.approx(flips, rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- the race of starts
+
+RACE_CONFIG = {"hidden_units": 5, "max_iter": RACE_ITERATIONS + 5, "tol": 0, "random_state": 4}
+
+
+def test_a_race_keeps_the_start_with_the_lowest_first_stage_loss() -> None:
+    raced = streamls.fit(DATA.X, DATA.y, chunk_rows=700, n_init=3, **RACE_CONFIG)
+    single = streamls.fit(DATA.X, DATA.y, chunk_rows=700, n_init=1, **RACE_CONFIG)
+    losses, winner = raced.model.info["race_losses"], raced.model.info["race_winner"]
+    assert len(losses) == 3 and winner == int(np.argmin(losses))
+    # Start 0 is the one start of n_init=1: its race loss is that run's best of the race's iterations.
+    assert losses[0] == min(r.train_loss for r in single.history[:RACE_ITERATIONS])
+    assert min(r.train_loss for r in raced.history[:RACE_ITERATIONS]) == losses[winner]
+    assert raced.history[0].rows_read == len(DATA.y)  # the moments pass, counted for the kept start
+    assert single.model.info["race_losses"] == []
+
+
+def test_a_race_is_the_same_whatever_the_blocks_and_threads() -> None:
+    runs = [streamls.fit(DATA.X, DATA.y, chunk_rows=rows, workers=workers, **RACE_CONFIG)
+            for rows, workers in ((500, 1), (1700, 2))]
+    np.testing.assert_allclose(runs[1].model.W, runs[0].model.W, rtol=1e-8, atol=1e-10)
+    assert runs[0].model.info["race_winner"] == runs[1].model.info["race_winner"]
+
+
+def test_resuming_after_a_race_gives_the_uninterrupted_result() -> None:
+    config = TrainConfig(**RACE_CONFIG)
+    full = streamls.fit(DATA.X, DATA.y, chunk_rows=700, **RACE_CONFIG)
+    states: list[TrainState] = []
+    first = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend(), lambda st, rec: states.append(st))
+    first.run(first.initial_state())
+    assert states[0].iteration == RACE_ITERATIONS  # the callback sees the kept start after the race
+    resumed = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(states[2])
+    np.testing.assert_array_equal(resumed.model.W, full.model.W)

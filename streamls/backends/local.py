@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ..concurrency import available_threads
+from ..errors import parameter_error
 from ..sources import Block, Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
@@ -47,7 +48,7 @@ class LocalBackend:
 
     def __init__(self, prefetch: bool = True, progress: Callable[[int], None] | None = None, workers: int | None = None) -> None:
         if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1 or None, got {workers}")
+            raise parameter_error("LocalBackend", "workers", "an int in the range [1, inf) or None", workers)
         self.prefetch = prefetch
         self.progress = progress
         self.workers = workers

@@ -19,9 +19,49 @@ from typing import Any
 import numpy as np
 from scipy.linalg import blas
 
+from ..errors import StatisticsError
+
 #: Bytes of one tile of ``a kron x~`` rows: small enough to stay in cache while BLAS
 #: reads it, large enough for the rank-k update to run near peak.
 TILE_BYTES = 1 << 22
+
+
+@dataclass(frozen=True)
+class HeldOutSums:
+    """The sums of :class:`PassStatistics` that score candidate layers, over the validation rows.
+
+    With them the validation loss of any output layer ``B`` is exact,
+    ``sum_yy - 2 tr(B^T C) + tr(B^T G B)``, and so is that of any hidden layer under the
+    pass's activation pattern (:func:`streamls.solvers.hidden_loss`).
+
+    Attributes
+    ----------
+    n : int
+    sum_y, sum_yy : numpy.ndarray, shape (k,)
+    G : numpy.ndarray, shape (h + 1, h + 1)
+    C : numpy.ndarray, shape (h + 1, k)
+    P : numpy.ndarray, shape (h p, h p)
+    Q : numpy.ndarray, shape (h p, k)
+    s : numpy.ndarray, shape (h p,)
+    """
+
+    n: int
+    sum_y: np.ndarray
+    sum_yy: np.ndarray
+    G: np.ndarray
+    C: np.ndarray
+    P: np.ndarray
+    Q: np.ndarray
+    s: np.ndarray
+
+    def __add__(self, other: HeldOutSums) -> HeldOutSums:
+        return HeldOutSums(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @classmethod
+    def of(cls, a: np.ndarray, x_aug: np.ndarray, phi: np.ndarray, y: np.ndarray) -> HeldOutSums:
+        """The sums over rows with slopes ``a`` (m, h), inputs ``x_aug`` (m, p), features ``phi`` (m, h + 1), targets ``y`` (m, k)."""
+        P, Q, s = hidden_gram(a, x_aug, y)
+        return cls(len(y), y.sum(axis=0), (y**2).sum(axis=0), phi.T @ phi, phi.T @ y, P, Q, s)
 
 
 @dataclass(frozen=True)
@@ -59,6 +99,8 @@ class PassStatistics:
     Q : numpy.ndarray, shape (h p, k), or None
     s : numpy.ndarray, shape (h p,), or None
         ``None`` in an evaluation-only pass.
+    held_out : HeldOutSums or None
+        The validation rows' sums, when the pass was asked for them (to choose the ridge).
     """
 
     n: int
@@ -80,6 +122,7 @@ class PassStatistics:
     P: np.ndarray | None = None
     Q: np.ndarray | None = None
     s: np.ndarray | None = None
+    held_out: HeldOutSums | None = None
 
     def __add__(self, other: PassStatistics) -> PassStatistics:
         return PassStatistics(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
@@ -93,7 +136,7 @@ class PassStatistics:
 def _add(a: Any, b: Any) -> Any:
     if a is None or b is None:
         if a is not None or b is not None:
-            raise ValueError("cannot add statistics of a full pass to those of an evaluation-only pass")
+            raise StatisticsError("cannot add statistics of a full pass to those of an evaluation-only pass")
         return None
     return a + b
 
@@ -203,6 +246,7 @@ def block_statistics(
     hidden: bool = True,
     dropped: int = 0,
     fresh: np.ndarray | None = None,
+    held_out: bool = False,
 ) -> PassStatistics:
     """Statistics of one block of standardised rows for the model ``(W, B)``.
 
@@ -226,11 +270,17 @@ def block_statistics(
         Rows the caller skipped, carried into the result.
     fresh : numpy.ndarray of bool, shape (m,), optional
         Rows new to the model, whose loss is also summed apart (validation rows never count).
+    held_out : bool
+        Whether to sum :class:`HeldOutSums` over the validation rows too (with ``hidden``).
     """
     x_aug = augment(x)
     u, a, phi = hidden_features(x_aug, W, alpha)
     residual = y - phi @ B
     row_error = (residual**2).sum(axis=1)
+    held = None
+    if held_out and hidden:
+        val = np.zeros(len(y), dtype=bool) if validation is None else validation
+        held = HeldOutSums.of(a[val], x_aug[val], phi[val], y[val])
     if validation is not None and validation.any():
         val_sse = (residual[validation] ** 2).sum(axis=0)
         val_sse_sq = float((row_error[validation] ** 2).sum())
@@ -266,4 +316,5 @@ def block_statistics(
         P=P,
         Q=Q,
         s=s,
+        held_out=held,
     )

@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..concurrency import ordered_map
+from ..errors import StatisticsError, parameter_error
 from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
@@ -148,6 +149,9 @@ class StatisticsRequest:
     seen : float
         Rows ranked below it were in the previous stage's sample; the others are fresh to
         the model, and their loss is summed apart (0: none was seen).
+    held_out : bool
+        Whether to sum the validation rows' :class:`~streamls.stats.pass_stats.HeldOutSums`
+        too, which score candidate layers (``l2="auto"``).
     """
 
     standardizer: Standardizer
@@ -159,18 +163,22 @@ class StatisticsRequest:
     hidden: bool = True
     sample: Sample = Sample()
     seen: float = 0.0
+    held_out: bool = False
 
     @property
     def statistics_bytes(self) -> int:
-        """Bytes of the Gram matrix a block builds: ``(h p + k + 1)^2`` float64, or ``(h + 1)^2`` without ``P``."""
-        width = self.W.size + self.B.shape[1] + 1 if self.hidden else self.B.shape[0]
-        return 8 * width**2
+        """Bytes of the Gram matrices a block builds: ``(h p + k + 1)^2`` float64 (twice with
+        ``held_out``), or ``(h + 1)^2`` without ``P``."""
+        if not self.hidden:
+            return 8 * self.B.shape[0] ** 2
+        return 8 * (self.W.size + self.B.shape[1] + 1) ** 2 * (2 if self.held_out else 1)
 
     def on_block(self, block: Block) -> PassStatistics:
         """Pass statistics of the block's kept rows under the model ``(W, B)``.
 
         Only the rows in ``sample`` count. Inputs and targets are standardised first;
-        validation rows add only to ``n_val``, ``val_sse`` and ``val_sse_sq``.
+        validation rows add only to ``n_val``, ``val_sse``, ``val_sse_sq`` and, with
+        ``held_out``, ``held_out``.
 
         Returns
         -------
@@ -198,6 +206,7 @@ class StatisticsRequest:
             hidden=self.hidden,
             dropped=dropped,
             fresh=fresh,
+            held_out=self.held_out,
         )
 
 
@@ -234,7 +243,7 @@ def accumulate_blocks(
     called with the number of rows of each finished block.
     """
     if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+        raise parameter_error("accumulate_blocks", "workers", "an int in the range [1, inf)", workers)
 
     def rows_and_part(block: Block) -> tuple[int, S]:
         return len(block.x), request.on_block(block)
@@ -255,5 +264,5 @@ def accumulate_blocks(
             if progress is not None:
                 progress(rows)
     if total is None:
-        raise ValueError(f"{what}: empty row range")
+        raise StatisticsError(f"{what}: empty row range")
     return total
