@@ -35,7 +35,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -50,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # the --run-one children run this file through runpy
     sys.path.insert(0, str(HERE))
 
+from common import cores, machine_info
 from out_of_core import mem_total, run_child
 
 REPO = HERE.parent
@@ -66,13 +66,6 @@ TARGETS = {"reach_time_ratio": 0.25, "final_loss_over_adam_best": 1.0, "time_rat
            "peak_rss_over_pool_budget": 1.0}
 #: Disk space left free besides the data files.
 DISK_RESERVE = 5 * 10**9
-
-
-def cores() -> int:
-    """CPU cores this process may run on."""
-    with contextlib.suppress(AttributeError, OSError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def meminfo(field: str) -> int:
@@ -498,17 +491,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def machine_info() -> dict[str, Any]:
-    import streamls
-
-    cpu = platform.processor()
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as handle:
-        cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
-    return {"python": platform.python_version(), "numpy": np.__version__, "h5py": h5py.__version__,
-            "streamls": streamls.__version__, "cpu": cpu, "cores": cores(), "mem_total_bytes": mem_total(),
-            "platform": platform.platform()}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
     if args.run_one:
@@ -530,7 +512,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     written: list[Path] = []
     started = time.perf_counter()
     meta: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items() if k != "run_one"},
-                            "machine": machine_info(), "teacher": TEACHER, "load_average_start": os.getloadavg()}
+                            "machine": machine_info(mem_total_bytes=mem_total()), "teacher": TEACHER,
+                            "load_average_start": os.getloadavg()}
     runs: list[dict[str, Any]] = []
     try:
         datasets = {}
