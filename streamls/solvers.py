@@ -374,7 +374,7 @@ def choose_output_layer(
     else:
         rss = np.array([output_loss(G, C, sum_yy, B) for B in candidates])
         # Each output fits the h penalised weights' effective freedom plus its bias.
-        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), round(G[-1, -1]) * k)
+        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), int(round(G[-1, -1])) * k)
         criterion = "gcv"
     best = int(np.argmin(scores))
     B = candidates[best]

@@ -16,8 +16,6 @@ import socket
 import time
 from types import TracebackType
 
-from typing_extensions import Self
-
 from ..errors import StreamLSError
 
 logger = logging.getLogger(__name__)
@@ -115,7 +113,7 @@ class RunLock:
             except FileNotFoundError:
                 pass
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

@@ -21,7 +21,6 @@ from typing import IO, Any, Protocol
 import h5py
 import numpy as np
 import zarr
-from typing_extensions import Self
 
 from ..errors import OutputExistsError, SourceFormatError
 from .base import filesystem
@@ -124,7 +123,7 @@ class OutputFile:
         self._writers: list[RowWriter] = []
         self._files: list[IO[bytes]] = []
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> OutputFile:
         exists = self.fs.exists(self._final) if self.url else os.path.lexists(self.path)
         if exists and not self.overwrite:
             raise OutputExistsError(f"{self.path}: exists; choose another path or pass overwrite=True")
