@@ -167,3 +167,16 @@ def load_uci(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 def files_under(directory: Path) -> set[str]:
     """Every path below ``directory`` (including hidden temporaries), relative to it."""
     return {str(p.relative_to(directory)) for p in directory.rglob("*")}
+
+
+def write_csv(path: Path, table: np.ndarray, header: list[str] | None = None, delimiter: str = ",") -> str:
+    """A CSV file (gzip for ``.gz``) of ``table`` with 17 significant digits, so it reads back exactly."""
+    lines = [delimiter.join(header) + "\n"] if header else []
+    lines += [delimiter.join(f"{v:.17g}" for v in row) + "\n" for row in table]
+    text = "".join(lines)
+    if path.suffix == ".gz":
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
+    return str(path)

@@ -14,7 +14,6 @@ several CSV index entries (every 4096 rows) and many stored chunks.
 
 from __future__ import annotations
 
-import gzip
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_hdf5, write_npy, write_zarr
+from conftest import write_csv, write_hdf5, write_npy, write_zarr
 
 import data_tools
 from streamls.errors import RowRangeError
@@ -63,14 +62,9 @@ def parquet_table(rows: np.ndarray) -> pa.Table:
     return pa.table({name: rows[:, j] for j, name in enumerate(NAMES)})
 
 
-def write_csv(path: Path, header: bool, gz: bool) -> str:
-    text = (",".join(NAMES) + "\n" if header else "") + "".join(",".join(f"{v:.17g}" for v in row) + "\n" for row in TABLE)
-    if gz:
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
-    return str(path)
+def table_csv(path: Path, header: bool) -> str:
+    """TABLE as a CSV file (gzip for ``.gz``), with or without its column names."""
+    return write_csv(path, TABLE, NAMES if header else None)
 
 
 def memory_url(suffix: str) -> str:
@@ -100,7 +94,7 @@ def parquet_memory() -> str:
 
 
 def converted_hdf5(tmp: Path) -> str:
-    report = data_tools.convert(write_csv(tmp / "in.csv", True, False), tmp / "conv.h5", dtype="float64", chunk_rows=CHUNK)
+    report = data_tools.convert(table_csv(tmp / "in.csv", True), tmp / "conv.h5", dtype="float64", chunk_rows=CHUNK)
     return report.x_spec
 
 
@@ -121,10 +115,10 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "Parquet columns by name": lambda t: Case(
         open_source(f"{parquet_memory()}:y,a"), TABLE[:, [3, 0]], CHUNK, ("y", "a")
     ),
-    "CSV with header": lambda t: Case(open_source(write_csv(t / "h.csv", True, False)), TABLE, 1, NAMES),
-    "CSV without header": lambda t: Case(open_source(write_csv(t / "n.csv", False, False)), TABLE, 1, None),
-    "gzipped CSV": lambda t: Case(open_source(write_csv(t / "g.csv.gz", True, True)), TABLE, 1, NAMES),
-    "CSV columns": lambda t: Case(open_source(f"{write_csv(t / 'c.csv', True, False)}:c,0"), TABLE[:, [2, 0]], 1, ("c", "a")),
+    "CSV with header": lambda t: Case(open_source(table_csv(t / "h.csv", True)), TABLE, 1, NAMES),
+    "CSV without header": lambda t: Case(open_source(table_csv(t / "n.csv", False)), TABLE, 1, None),
+    "gzipped CSV": lambda t: Case(open_source(table_csv(t / "g.csv.gz", True)), TABLE, 1, NAMES),
+    "CSV columns": lambda t: Case(open_source(f"{table_csv(t / 'c.csv', True)}:c,0"), TABLE[:, [2, 0]], 1, ("c", "a")),
 }
 
 #: Row ranges read in this order: across chunk and CSV-index boundaries, backwards, empty, the last row.

@@ -10,7 +10,6 @@ subprocess.
 
 from __future__ import annotations
 
-import gzip
 import importlib
 import json
 import os
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zarr
-from conftest import files_under, teacher_data, write_zarr
+from conftest import files_under, teacher_data, write_csv, write_zarr
 from distributed import Client, LocalCluster
 
 import data_tools
@@ -69,19 +68,6 @@ def write_parquet(path: Path | str, data: dict[str, Any], row_group: int = ROW_G
             pq.write_table(table, handle, row_group_size=row_group)
     else:
         pq.write_table(table, path, row_group_size=row_group)
-    return str(path)
-
-
-def write_csv(path: Path, table: np.ndarray, header: list[str] | None, delimiter: str = ",") -> str:
-    """A CSV file (gzip for ``.gz``) of ``table`` with 17 significant digits, so it reads back exactly."""
-    lines = [delimiter.join(header) + "\n"] if header else []
-    lines += [delimiter.join(f"{v:.17g}" for v in row) + "\n" for row in table]
-    text = "".join(lines)
-    if path.suffix == ".gz":
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
     return str(path)
 
 
