@@ -198,11 +198,10 @@ def schedule_kwargs(fit: Any, schedule: str | None) -> tuple[dict[str, Any], str
 
 
 def pool_budget(result: Any) -> dict[str, Any] | None:
-    """The sample pool's memory budget a fit reports (a ``*budget*`` figure of its info or extra), or None."""
-    for where, values in (("model.info", result.model.info), ("extra", result.extra)):
-        for key, value in (values or {}).items():
-            if "budget" in key.lower() and isinstance(value, (int, float, np.integer, np.floating)) and value > 0:
-                return {"key": f"{where}[{key!r}]", "bytes": float(value)}
+    """The sample pool's memory budget a fit reports (a ``*budget*`` field of its summary), or None."""
+    for key, value in result.summary.as_dict().items():
+        if "budget" in key.lower() and isinstance(value, (int, float)) and value > 0:
+            return {"key": f"summary.{key}", "bytes": float(value)}
     return None
 
 
@@ -275,10 +274,10 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         final = heldout_loss(result.model.predict(x), y, y_scale)
         points.append({"seconds": seconds, "loss": final, "final": True, "iteration": result.best_iteration})
-        info = result.model.info
+        summary = result.summary
         out.update(stop_reason=result.stop_reason, iterations=result.n_iter, best_iteration=result.best_iteration,
-                   final_loss=final, n_fitted_rows=info.get("n_fitted_rows"), ended_early=info.get("ended_early"),
-                   rows_read=result.extra.get("rows_read"), pool_budget=pool_budget(result) or budget_at_start,
+                   final_loss=final, n_fitted_rows=summary.n_fitted_rows, ended_early=summary.ended_early,
+                   rows_read=summary.rows_read, pool_budget=pool_budget(result) or budget_at_start,
                    last_record={k: getattr(result.history[-1], k, None)
                                 for k in ("iteration", "train_loss", "stage", "sample_rows", "rows_read", "seconds")})
     out["best_loss"] = min(p["loss"] for p in points)

@@ -139,15 +139,15 @@ def train_child(path: str, spec_x: str, spec_y: str, hidden_units: int, max_iter
         "seconds": [float(v) for v in table["seconds"]],
         "stage": [int(v) for v in table["stage"]],
         "sample_rows": [int(v) for v in table["sample_rows"]],
-        "rows_read": result.extra["rows_read"],
+        "rows_read": result.summary.rows_read,
         "fit_seconds": fit_seconds,
         "iterations": result.n_iter,
         "stop_reason": result.stop_reason,
         "best_train_loss": float(table["train_loss"][result.best_iteration]),
         "heldout_loss": heldout,
-        "n_fitted_rows": result.model.info["n_fitted_rows"],
-        "ended_early": result.model.info["ended_early"],
-        "schedule": result.model.info["schedule"],
+        "n_fitted_rows": result.summary.n_fitted_rows,
+        "ended_early": result.summary.ended_early,
+        "schedule": result.summary.schedule,
     }))
 
 

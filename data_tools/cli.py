@@ -44,7 +44,7 @@ def _run_convert(args: argparse.Namespace) -> str:
     report = convert(
         args.input,
         args.output,
-        target_cols=args.target_col,
+        target_cols=args.target_cols,
         columns=args.columns,
         header=args.header,
         delimiter=args.delimiter,
@@ -129,13 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         "convert", help="CSV (plain or .gz) or Parquet to HDF5 (.h5) or Zarr (.zarr); or re-chunk an HDF5/Zarr/.npy array"
     )
     conv.add_argument("input", help="in.csv, in.csv.gz, in.parquet, or an array: data.h5:/X, data.zarr:X, data.npy")
-    conv.add_argument("output", help="out.h5 or out.zarr; holds X (and y with --target-col)")
-    conv.add_argument("--target-col", nargs="+", default=[], metavar="COL", help="target columns (name or index)")
+    conv.add_argument("output", help="out.h5 or out.zarr; holds X (and y with --target-cols)")
+    conv.add_argument("--target-cols", "--target-col", nargs="+", default=[], metavar="COL",
+                      help="target columns (name or index)")
     conv.add_argument("--columns", nargs="+", metavar="COL", help="columns to keep (name or index; default all)")
     header = conv.add_mutually_exclusive_group()
     header.add_argument("--header", dest="header", action="store_true", default=None, help="first line names columns")
     header.add_argument("--no-header", dest="header", action="store_false", help="first line is data")
-    conv.add_argument("--delimiter", default=",")
+    conv.add_argument("--delimiter", default=",", help="field separator (default ,)")
     conv.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     conv.add_argument(
         "--chunk-rows", type=positive_int, help="rows per stored chunk (default: about 4 MiB, at most the row count)"
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--kind", choices=KINDS, default="teacher")
     syn.add_argument("--seed", type=_seed, default=0)
     syn.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    syn.add_argument("--chunk-rows", type=positive_int)
+    syn.add_argument("--chunk-rows", type=positive_int, help="rows per stored chunk (default: about 4 MiB)")
     syn.add_argument("--workers", type=positive_int, help="generator threads (default: CPU count)")
     common(syn, SYNTH_BLOCK_ROWS)
     syn.set_defaults(run=_run_synth)

@@ -11,6 +11,7 @@ from .errors import unexpected_keyword_error
 from .hyperparameters import TrainConfig, document_hyperparameters, hyperparameters
 from .model import TwoLayerModel
 from .sources import Dataset
+from .sources.dataset import renamed_block_rows
 from .training import IterationRecord, Trainer, TrainResult, TrainState
 
 
@@ -41,12 +42,13 @@ def fit(
     y: Any = None,
     *,
     target_cols: int | str | Sequence[int | str] | None = None,
-    chunk_rows: int | None = None,
+    block_rows: int | None = None,
     nan_policy: str = "error",
     init: TwoLayerModel | str | None = None,
     backend: str | Backend = "local",
     callback: Callable[[TrainState, IterationRecord], None] | None = None,
     memory_limit: int | str | None = None,
+    chunk_rows: int | None = None,
     **options: Any,
 ) -> TrainResult:
     """Train a two-layer (leaky) ReLU network by streaming alternating least squares.
@@ -63,8 +65,8 @@ def fit(
     target_cols : int, str or sequence of int and str, optional
         With ``y=None``: the target columns of ``X`` (default: the last), by index or, where
         the source has column names (Parquet, a CSV header), by name.
-    chunk_rows : int, optional
-        Rows per block (rounded up to whole stored chunks). Default 65536.
+    block_rows : int, optional
+        Rows per block read (rounded up to whole stored chunks of ``X``). Default 65536.
     nan_policy : {"error", "drop"}
     init : TwoLayerModel or path, optional
         Warm start from a model (its standardisation is kept).
@@ -74,6 +76,9 @@ def fit(
     memory_limit : int, str or None
         Bytes, or a size such as ``"4GiB"``, for the in-memory sample pool; default: a share
         of available memory.
+    chunk_rows : int, optional
+        Deprecated name of ``block_rows`` (it warns): ``chunk_rows`` now names only a
+        source's stored chunk.
     **options
         The hyperparameters above, and the options of the backend's constructor
         (:class:`~streamls.backends.LocalBackend`: ``prefetch=False``, ``workers=N``;
@@ -86,12 +91,14 @@ def fit(
     Raises
     ------
     ConfigError
-        Before any data is read: for a hyperparameter out of range, and for a keyword that is
-        neither a hyperparameter nor an option of the backend (naming the closest valid one).
+        Before any data is read: for a hyperparameter out of range, for a keyword that is
+        neither a hyperparameter nor an option of the backend (naming the closest valid one),
+        and for both ``block_rows`` and ``chunk_rows``.
     """
     settings, backend_options = _split_options(options, backend)
     config = TrainConfig(**settings)
-    dataset = Dataset(X, y, target_cols=target_cols, nan_policy=nan_policy, block_rows=chunk_rows)
+    block_rows = renamed_block_rows("fit", block_rows, chunk_rows)
+    dataset = Dataset(X, y, target_cols=target_cols, nan_policy=nan_policy, block_rows=block_rows)
     if isinstance(init, str):
         from .persistence import load_model
 

@@ -1,4 +1,16 @@
-"""The trained two-layer network and its predictions, in memory or streamed to a file."""
+"""The trained two-layer network, its predictions (in memory or streamed to a file) and its model file.
+
+A model file is a record file (:mod:`streamls.records`) of format ``streamls.TwoLayerModel``
+holding arrays ``W``, ``B``, ``x_mean``, ``x_scale``, ``y_mean``, ``y_scale``, ``x_min`` and
+``x_max`` (the training range, for :class:`~streamls.errors.OutOfRangeWarning`), and
+metadata ``alpha``, ``target_is_1d``, ``hyperparameters``, ``history``, ``summary`` (the
+fields of :class:`~streamls.summary.FitSummary`), ``feature_names`` and ``target_names``
+(lists of str, or null for unnamed columns) and the writing streamls version.
+
+This is format version 3; older files still load. Versions 1 and 2 kept the summary's
+fields in a dict ``info`` (fields it lacks take their defaults), and version 1 lacks the
+range and the names.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +22,24 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OutOfRangeWarning, ShapeMismatchError
+from . import __version__
+from .errors import ModelFileError, OutOfRangeWarning, ShapeMismatchError
+from .records import read_record, standardizer_arrays, standardizer_from, write_record
 from .sources import Dataset, SelectedColumns, Source, open_source
+from .sources.dataset import renamed_block_rows
 from .sources.sinks import ARRAY_KINDS, OutputFile, output_target
 from .stats import Standardizer, augment, hidden_features
+from .summary import FitSummary
 
 #: Rows predicted at a time from in-memory arrays, to bound temporary memory.
 PREDICT_ROWS = 65536
 #: Columns an out-of-range warning describes one by one; the rest are counted.
 WARNED_COLUMNS = 8
+
+MODEL_FORMAT = "streamls.TwoLayerModel"
+MODEL_FORMAT_VERSION = 3
+#: Model format versions this streamls reads.
+MODEL_READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -100,8 +121,9 @@ class TwoLayerModel:
         The training settings (JSON-serialisable).
     history : list of dict
         One record per iteration (see :class:`streamls.training.IterationRecord`).
-    info : dict
-        Training data description: source names, rows used, rows dropped.
+    summary : FitSummary
+        What the fit reported: the training data, the rows used, the best iteration, why
+        it stopped, the schedule's stage and the race of starts.
     feature_names, target_names : tuple of str or None
         Column names of the inputs and targets, when the training data had them (a
         Parquet file, a CSV header, ...): predicting and scoring then pick the columns of
@@ -115,7 +137,7 @@ class TwoLayerModel:
     target_is_1d: bool = False
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
+    summary: FitSummary = field(default_factory=FitSummary)
     feature_names: tuple[str, ...] | None = None
     target_names: tuple[str, ...] | None = None
 
@@ -286,9 +308,10 @@ class TwoLayerModel:
         source: Any,
         out_spec: str | os.PathLike[str],
         *,
-        chunk_rows: int | None = None,
+        block_rows: int | None = None,
         overwrite: bool = False,
         prefetch: bool = True,
+        chunk_rows: int | None = None,
     ) -> str:
         """Stream predictions for every row of ``source`` into a new file: HDF5, Zarr, CSV or Parquet.
 
@@ -306,10 +329,12 @@ class TwoLayerModel:
             ``"preds.h5:/yhat"`` or ``"preds.zarr:yhat"`` (default array name ``predictions``),
             ``"preds.csv"``, ``"preds.csv.gz"`` or ``"preds.parquet"`` (columns named by
             :attr:`output_names`); Zarr, CSV and Parquet also at fsspec URLs.
-        chunk_rows : int, optional
-            Rows per block (rounded to the source's stored chunks).
+        block_rows : int, optional
+            Rows per block read (rounded up to the source's stored chunks).
         overwrite : bool
             Replace an existing output file.
+        chunk_rows : int, optional
+            Deprecated name of ``block_rows`` (it warns).
 
         Returns
         -------
@@ -318,7 +343,7 @@ class TwoLayerModel:
         """
         x_source = self.input_source(source)
         # A zero-column target stands in for y: prediction reads inputs only.
-        dataset = Dataset(x_source, np.empty((x_source.n_rows, 0)), block_rows=chunk_rows)
+        dataset = Dataset(x_source, np.empty((x_source.n_rows, 0)), block_rows=renamed_block_rows("predict_to", block_rows, chunk_rows))
         path, name = output_target(os.fspath(out_spec), "predictions")
         report = self.range_report(x_source.column_names)
         with OutputFile(path, overwrite=overwrite) as out:
@@ -334,7 +359,57 @@ class TwoLayerModel:
         return written
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = True) -> None:
-        """Save to an HDF5 file (``.h5``) or Zarr group (``.zarr``); see :mod:`streamls.persistence`."""
-        from .persistence import save_model
+        """Write the model file (see the module's description) atomically.
 
-        save_model(self, path, overwrite=overwrite)
+        Parameters
+        ----------
+        path : str or path-like
+            ``.h5``/``.hdf5``: an HDF5 file; ``.zarr``: a Zarr group.
+        overwrite : bool
+            Replace an existing file; otherwise raise :class:`~streamls.errors.OutputExistsError`.
+        """
+        metadata = {
+            "alpha": self.alpha,
+            "target_is_1d": self.target_is_1d,
+            "hyperparameters": self.hyperparameters,
+            "history": self.history,
+            "summary": self.summary.as_dict(),
+            "feature_names": self.feature_names,
+            "target_names": self.target_names,
+            "streamls_version": __version__,
+        }
+        arrays = {"W": self.W, "B": self.B, **standardizer_arrays(self.standardizer)}
+        write_record(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, arrays, metadata, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TwoLayerModel:
+        """Read a model file written by :meth:`save`, of this or an older format version.
+
+        Raises
+        ------
+        ModelFileError
+            When the file is missing, not a model, of another format version, truncated or
+            does not match its checksum.
+        """
+        arrays, meta = read_record(path, MODEL_FORMAT, MODEL_READABLE_VERSIONS, "model")
+        try:
+            # Versions 1 and 2 kept the summary's fields in "info".
+            summary = meta["summary"] if "summary" in meta else meta["info"]
+            return cls(
+                W=arrays["W"],
+                B=arrays["B"],
+                alpha=float(meta["alpha"]),
+                standardizer=standardizer_from(arrays),
+                target_is_1d=bool(meta["target_is_1d"]),
+                hyperparameters=meta["hyperparameters"],
+                history=meta["history"],
+                summary=FitSummary.from_dict(summary),
+                feature_names=_names(meta.get("feature_names")),
+                target_names=_names(meta.get("target_names")),
+            )
+        except KeyError as exc:
+            raise ModelFileError(f"{os.fspath(path)}: model file lacks {exc}") from exc
+
+
+def _names(value: list[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)

@@ -35,6 +35,7 @@ from .api import fit
 from .hyperparameters import AUTO, Hyperparameter, TrainConfig, document_hyperparameters, hyperparameters
 from .model import TwoLayerModel
 from .sources import Source, open_source
+from .sources.dataset import renamed_block_rows
 from .sources.spec import _is_dask_array
 
 __all__ = ["ESTIMATOR_DEFAULTS", "StreamLSClassifier", "StreamLSRegressor", "expected_failed_checks"]
@@ -110,6 +111,7 @@ class _StreamLSBase(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **{spec.name: constraint(spec) for spec in hyperparameters()},
+        "block_rows": [Interval(Integral, 1, None, closed="left"), None],
         "chunk_rows": [Interval(Integral, 1, None, closed="left"), None],
     }
 
@@ -129,6 +131,7 @@ class _StreamLSBase(BaseEstimator):
         n_init: int | str = TrainConfig.n_init,
         schedule: str = TrainConfig.schedule,
         random_state: Any = TrainConfig.random_state,
+        block_rows: int | None = None,
         chunk_rows: int | None = None,
     ) -> None:
         self.hidden_units = hidden_units
@@ -142,13 +145,15 @@ class _StreamLSBase(BaseEstimator):
         self.n_init = n_init
         self.schedule = schedule
         self.random_state = random_state
+        self.block_rows = block_rows
         self.chunk_rows = chunk_rows
 
     def _train(self, X: Any, y: Any) -> None:
         """Run :func:`streamls.fit` with these hyperparameters and set the fitted attributes."""
         settings = {spec.name: getattr(self, spec.name) for spec in hyperparameters()}
         settings["random_state"] = seed_of(self.random_state)
-        result = fit(X, y, chunk_rows=self.chunk_rows, **settings)
+        block_rows = renamed_block_rows(type(self).__name__, self.block_rows, self.chunk_rows)
+        result = fit(X, y, block_rows=block_rows, **settings)
         model = result.model
         self.model_ = model
         self.coefs_, self.intercepts_ = network_weights(model)
@@ -192,8 +197,10 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
     Parameters
     ----------
     {hyperparameters}
+    block_rows : int, optional
+        Rows per block read when streaming (default 65536), rounded up to whole stored chunks.
     chunk_rows : int, optional
-        Rows per block when streaming (default 65536).
+        Deprecated name of ``block_rows`` (it warns).
 
     Attributes
     ----------

@@ -60,13 +60,13 @@ class SynthSpec:
             value = getattr(self, name)
             low = 0 if name == "seed" else 1
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise parameter_error("synth", name, f"an int in the range [{low}, inf)", value)
+                raise parameter_error("SynthSpec", name, f"an int in the range [{low}, inf)", value)
         if not (np.isfinite(self.noise) and self.noise >= 0):
-            raise parameter_error("synth", "noise", "a float in the range [0, inf)", self.noise)
+            raise parameter_error("SynthSpec", "noise", "a float in the range [0, inf)", self.noise)
         if self.kind not in KINDS:
-            raise parameter_error("synth", "kind", f"one of {KINDS}", self.kind)
+            raise parameter_error("SynthSpec", "kind", f"one of {KINDS}", self.kind)
         if np.dtype(self.dtype).kind != "f":
-            raise parameter_error("synth", "dtype", "a floating dtype such as 'float32'", self.dtype)
+            raise parameter_error("SynthSpec", "dtype", "a floating dtype such as 'float32'", self.dtype)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
 from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
+from .summary import FitSummary
 
 __all__ = ["IterationRecord", "SolveOutcome", "TrainResult", "TrainState", "Trainer", "default_pool_budget"]
 
@@ -50,9 +51,12 @@ DEFAULT_POOL_SHARE = 0.25
 RACE_ITERATIONS = 25
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """The outcome of :func:`fit`.
+
+    The counts and the stop reason are those of the model's :class:`~streamls.summary.FitSummary`
+    (``summary``), which the model keeps and saves.
 
     Attributes
     ----------
@@ -60,20 +64,40 @@ class TrainResult:
         The best iterate (lowest validation loss if there are validation rows, else
         lowest training loss).
     history : list of IterationRecord
-    best_iteration : int
-    stop_reason : str
-    n_train, n_validation, dropped_rows : int
-        Rows used for training, held out, and skipped for NaN/Inf.
     """
 
     model: TwoLayerModel
     history: list[IterationRecord]
-    best_iteration: int
-    stop_reason: str
-    n_train: int
-    n_validation: int
-    dropped_rows: int
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> FitSummary:
+        """What the fit reported (the model's :attr:`~streamls.TwoLayerModel.summary`)."""
+        return self.model.summary
+
+    @property
+    def best_iteration(self) -> int:
+        """Iteration of the model kept."""
+        return self.summary.best_iteration
+
+    @property
+    def stop_reason(self) -> str:
+        """Why training stopped."""
+        return self.summary.stop_reason
+
+    @property
+    def n_train(self) -> int:
+        """Rows used for training (by the last pass)."""
+        return self.summary.n_train
+
+    @property
+    def n_validation(self) -> int:
+        """Rows held out for validation."""
+        return self.summary.n_validation
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows skipped for holding NaN/Inf."""
+        return self.summary.dropped_rows
 
     @property
     def n_iter(self) -> int:
@@ -424,8 +448,26 @@ class Trainer:
     def _result(self, state: TrainState, stats: PassStatistics, reason: str) -> TrainResult:
         assert state.best_W is not None and state.best_B is not None
         cfg, best = self.config, state.best_iteration
-        dropped = stats.dropped if self.dropped is None else self.dropped
-        ended_early = state.final_stage and not self.schedule.stage(state.stage).everything
+        summary = FitSummary(
+            data=self.dataset.name,
+            n_rows=self.dataset.n_rows,
+            n_features=self.dataset.n_features,
+            n_targets=self.dataset.n_targets,
+            n_train=stats.n,
+            n_validation=stats.n_val,
+            dropped_rows=stats.dropped if self.dropped is None else self.dropped,
+            best_iteration=best,
+            stop_reason=reason,
+            schedule=cfg.schedule,
+            stage=state.stage,
+            n_stages=len(self.schedule.fractions),
+            # The best model was solved from the pass before its own.
+            n_fitted_rows=state.history[best - 1].sample_rows if best > 0 else 0,
+            ended_early=state.final_stage and not self.schedule.stage(state.stage).everything,
+            rows_read=self.rows_read,
+            race_losses=self._race_losses,
+            race_winner=self._race_winner,
+        )
         model = TwoLayerModel(
             W=state.best_W,
             B=state.best_B,
@@ -436,29 +478,7 @@ class Trainer:
             target_names=self.dataset.target_names,
             hyperparameters=asdict(cfg),
             history=[asdict(r) for r in state.history],
-            info={
-                "data": self.dataset.name,
-                "n_rows": self.dataset.n_rows,
-                "n_features": self.dataset.n_features,
-                "n_targets": self.dataset.n_targets,
-                "n_train": stats.n,
-                "n_validation": stats.n_val,
-                "dropped_rows": dropped,
-                "best_iteration": best,
-                "stop_reason": reason,
-                "schedule": cfg.schedule,
-                "stage": state.stage,
-                "n_stages": len(self.schedule.fractions),
-                # The best model was solved from the pass before its own.
-                "n_fitted_rows": state.history[best - 1].sample_rows if best > 0 else 0,
-                "ended_early": ended_early,
-                "rows_read": self.rows_read,
-                # The race's starts' lowest first-stage losses, and the start kept.
-                "race_losses": list(self._race_losses),
-                "race_winner": self._race_winner,
-            },
+            summary=summary,
         )
         logger.info("stopped: %s; best iteration %d", reason, best)
-        return TrainResult(
-            model, list(state.history), best, reason, stats.n, stats.n_val, dropped, {"rows_read": self.rows_read},
-        )
+        return TrainResult(model, list(state.history))

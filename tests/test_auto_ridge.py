@@ -152,12 +152,12 @@ def test_auto_ridge_is_the_default_and_records_its_choices(validation_fraction: 
     assert result.n_validation == (0 if validation_fraction == 0 else pytest.approx(600, rel=0.15))
 
 
-@pytest.mark.parametrize("chunk_rows", [257, 1000])
-def test_auto_ridge_does_not_depend_on_chunking(chunk_rows: int) -> None:
+@pytest.mark.parametrize("block_rows", [257, 1000])
+def test_auto_ridge_does_not_depend_on_chunking(block_rows: int) -> None:
     X, y = reference_data()
     options = {"hidden_units": 8, "max_iter": 6, "random_state": 3, "validation_fraction": 0.2}
     whole = streamls.fit(X, y, **options)
-    chunked = streamls.fit(X, y, chunk_rows=chunk_rows, **options)
+    chunked = streamls.fit(X, y, block_rows=block_rows, **options)
     np.testing.assert_allclose(chunked.model.W, whole.model.W, rtol=1e-8, atol=1e-10)
     assert [r.l2_hidden for r in chunked.history] == pytest.approx([r.l2_hidden for r in whole.history], nan_ok=True)
 

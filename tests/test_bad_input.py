@@ -92,12 +92,12 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
         [r"empty\.npy", "0 rows"],
     ),
     "NaN in a middle block of X": (
-        lambda t: (*with_nan_in_middle_block(t, np.nan, "X"), {"chunk_rows": 100}),
+        lambda t: (*with_nan_in_middle_block(t, np.nan, "X"), {"block_rows": 100}),
         NonFiniteDataError,
         [r"bad\.h5:/X", "rows 400-499", "row 450", "column 2", "nan", "nan_policy"],
     ),
     "Inf in y": (
-        lambda t: (*with_nan_in_middle_block(t, np.inf, "y"), {"chunk_rows": 100}),
+        lambda t: (*with_nan_in_middle_block(t, np.inf, "y"), {"block_rows": 100}),
         NonFiniteDataError,
         [r"bad\.h5:/y", "rows 400-499", "row 450", "inf"],
     ),
@@ -105,7 +105,7 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
         lambda t: (
             np.column_stack([DATA.X, np.where(np.arange(600) == 599, -np.inf, DATA.y)]),
             None,
-            {"chunk_rows": 64},
+            {"block_rows": 64},
         ),
         NonFiniteDataError,
         ["target columns", "rows 576-599", "row 599", "-inf"],
@@ -157,7 +157,11 @@ CASES: dict[str, tuple[Callable[[Path], tuple[Any, Any, dict]], type[StreamLSErr
         ["'validation_fraction'"],
     ),
     "unknown nan_policy": (lambda t: (DATA.X, DATA.y, {"nan_policy": "ignore"}), ConfigError, ["'nan_policy'"]),
-    "chunk_rows=0": (lambda t: (DATA.X, DATA.y, {"chunk_rows": 0}), ConfigError, ["'chunk_rows'"]),
+    "block_rows=0": (
+        lambda t: (DATA.X, DATA.y, {"block_rows": 0}),
+        ConfigError,
+        ["The 'block_rows' parameter of Dataset must be an int >= 1 or None. Got 0 instead."],
+    ),
     "unknown backend": (lambda t: (DATA.X, DATA.y, {"backend": "gpu"}), ConfigError, ["'backend'", "gpu"]),
     "target_cols out of range": (
         lambda t: (np.column_stack([DATA.X, DATA.y]), None, {"target_cols": 4}),
@@ -206,15 +210,15 @@ def test_bad_input_raises_a_clear_streamls_error_and_writes_nothing(tmp_path: Pa
     # The same bad inputs given to a streamed prediction leave no output behind either.
     if case in BAD_INPUTS_FOR_PREDICTION:
         with pytest.raises(StreamLSError):
-            model.predict_to(X, str(tmp_path / "preds.h5"), chunk_rows=options.get("chunk_rows"))
+            model.predict_to(X, str(tmp_path / "preds.h5"), block_rows=options.get("block_rows"))
         with pytest.raises(StreamLSError):
-            model.predict_to(X, str(tmp_path / "preds.zarr"), chunk_rows=options.get("chunk_rows"))
+            model.predict_to(X, str(tmp_path / "preds.zarr"), block_rows=options.get("block_rows"))
         assert files_under(tmp_path) == before
 
 
 def test_nan_policy_drop_skips_rows_instead(tmp_path: Path) -> None:
     X, y = with_nan_in_middle_block(tmp_path, np.nan, "X")
-    result = streamls.fit(X, y, nan_policy="drop", chunk_rows=100, **FIT)
+    result = streamls.fit(X, y, nan_policy="drop", block_rows=100, **FIT)
     assert result.dropped_rows == 1 and result.n_train == 599
 
 

@@ -38,9 +38,9 @@ from streamls.split import validation_mask
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMALL = ["--hidden-units", "6", "--max-iter", "4", "--tol", "0", "--seed", "3", "--validation-fraction", "0.2", "--threads", "1"]
+SMALL = ["--hidden-units", "6", "--max-iter", "4", "--tol", "0", "--random-state", "3", "--validation-fraction", "0.2", "--threads", "1"]
 #: A run long enough (26 passes) to be killed part-way, small enough to take seconds.
-LONG = ["--hidden-units", "16", "--max-iter", "25", "--tol", "0", "--seed", "5", "--chunk-rows", "2000", "--threads", "1"]
+LONG = ["--hidden-units", "16", "--max-iter", "25", "--tol", "0", "--random-state", "5", "--block-rows", "2000", "--threads", "1"]
 
 
 def cli(*args: str, cwd: Path, check: int | None = 0) -> subprocess.CompletedProcess[str]:
@@ -74,7 +74,7 @@ def assert_same_model(a: str, b: str, rtol: float = 1e-12) -> None:
     ma, mb = streamls.load_model(a), streamls.load_model(b)
     np.testing.assert_allclose(ma.W, mb.W, rtol=rtol, atol=0)
     np.testing.assert_allclose(ma.B, mb.B, rtol=rtol, atol=0)
-    assert ma.info["best_iteration"] == mb.info["best_iteration"]
+    assert ma.summary.best_iteration == mb.summary.best_iteration
     assert [r["train_loss"] for r in ma.history] == pytest.approx([r["train_loss"] for r in mb.history], rel=rtol)
 
 
@@ -90,7 +90,7 @@ def assert_valid_png(path: Path) -> None:
 @pytest.fixture(scope="module", params=["hdf5", "zarr"])
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One CLI training run per format. HDF5: separate X and y arrays, settings from a TOML
-    file that a flag overrides. Zarr: one table, two targets picked by --target-col."""
+    file that a flag overrides. Zarr: one table, two targets picked by --target-cols."""
     tmp = tmp_path_factory.mktemp(request.param)
     data = teacher_data(n=1200, d=4, k=2, seed=7)
     if request.param == "hdf5":
@@ -103,7 +103,7 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         specs = write_zarr(
             str(tmp / "data.zarr"), {"T": table, "T2": np.hstack([data.X, data.y]), "X": data.X}, chunk_rows=100
         )
-        train_args = [specs["T"], "--target-col", "2,5", *SMALL]
+        train_args = [specs["T"], "--target-cols", "2,5", *SMALL]
         api = {"X": specs["T"], "target_cols": [2, 5]}
     proc = cli("train", *train_args, "--out-dir", "run", cwd=tmp)
     return {"kind": request.param, "tmp": tmp, "run": tmp / "run", "data": data, "specs": specs, "api": api, "train": proc}
@@ -116,7 +116,7 @@ def test_train_writes_run_directory_with_effective_config(trained: dict) -> None
     assert not (run / ".lock").exists()
     config = tomllib.loads((run / "config.toml").read_text())
     assert config["hidden_units"] == 6  # the flag overrides the file's 99
-    assert config["max_iter"] == 4 and config["seed"] == 3 and config["chunk_rows"] >= 100
+    assert config["max_iter"] == 4 and config["random_state"] == 3 and config["block_rows"] >= 100
     assert [i for i, _ in checkpoint_files(str(run))] == [2, 3, 4]  # the last KEEP_CHECKPOINTS of 0..4
     history = json.loads((run / "history.json").read_text())
     assert [r["iteration"] for r in history] == [0, 1, 2, 3, 4]
@@ -131,7 +131,7 @@ def test_train_equals_python_api(trained: dict) -> None:
     with threadpool_limits(1):
         result = streamls.fit(
             **trained["api"], hidden_units=6, max_iter=4, tol=0, random_state=3, validation_fraction=0.2,
-            chunk_rows=config["chunk_rows"],
+            block_rows=config["block_rows"],
         )
     cli_model = streamls.load_model(trained["run"] / MODEL)
     np.testing.assert_allclose(cli_model.W, result.model.W, rtol=1e-12, atol=0)
@@ -159,8 +159,8 @@ def test_evaluate_equals_numpy(trained: dict) -> None:
     if trained["kind"] == "hdf5":
         args = [trained["specs"]["/X"], "--y", trained["specs"]["/Y"]]
     else:
-        args = [trained["specs"]["T"], "--target-col", "2,5"]
-    proc = cli("evaluate", model_path, *args, "--json", "--chunk-rows", "300", cwd=tmp)
+        args = [trained["specs"]["T"], "--target-cols", "2,5"]
+    proc = cli("evaluate", model_path, *args, "--json", "--block-rows", "300", cwd=tmp)
     got = json.loads(proc.stdout)
     pred = streamls.load_model(model_path).predict(data.X)
     mse = ((data.y - pred) ** 2).mean(axis=0)
@@ -175,7 +175,7 @@ def test_evaluate_table(trained: dict, capsys: pytest.CaptureFixture[str]) -> No
     model_path, data = str(trained["run"] / MODEL), trained["data"]
     if trained["kind"] == "hdf5":
         args = [trained["specs"]["/X"], "--y", trained["specs"]["/Y"]]
-    else:  # a table whose last k columns are the targets needs no --target-col
+    else:  # a table whose last k columns are the targets needs no --target-cols
         args = [trained["specs"]["T2"]]
     assert main(["evaluate", model_path, *args]) == 0
     pred = streamls.load_model(model_path).predict(data.X)
@@ -488,27 +488,27 @@ def test_memory_limit_is_recorded_with_block_rows(tmp_path: Path) -> None:
     data = teacher_data(n=3000, d=3, seed=4)
     specs = write_hdf5(tmp_path, {"/X": data.X, "/y": data.y}, chunk_rows=100)
     with threadpool_limits(1):
-        assert main(["train", specs["/X"], "--y", specs["/y"], *SMALL, "--memory-limit", "8GiB", "--chunk-rows", "1050",
+        assert main(["train", specs["/X"], "--y", specs["/y"], *SMALL, "--memory-limit", "8GiB", "--block-rows", "1050",
                      "--out-dir", str(tmp_path / "run")]) == 0
     config = tomllib.loads((tmp_path / "run" / "config.toml").read_text())
-    assert config["memory_limit"] == "8GiB" and config["chunk_rows"] == 1100  # whole stored chunks
+    assert config["memory_limit"] == "8GiB" and config["block_rows"] == 1100  # whole stored chunks
 
 
-def test_chunk_rows_below_the_stored_chunk_says_so(
+def test_block_rows_below_the_stored_chunk_says_so(
     small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     tmp, specs = small_h5  # stored chunks of 100 rows
-    args = ["train", specs["/X"], "--y", specs["/y"], *SMALL, "--chunk-rows", "30", "--out-dir", str(tmp / "rounded")]
+    args = ["train", specs["/X"], "--y", specs["/y"], *SMALL, "--block-rows", "30", "--out-dir", str(tmp / "rounded")]
     with threadpool_limits(1):
         assert main(args) == 0
     err = capsys.readouterr().err
     assert (
-        f"warning: --chunk-rows 30: reading blocks of 100 rows instead, because blocks are whole stored chunks "
+        f"warning: --block-rows 30: reading blocks of 100 rows instead, because blocks are whole stored chunks "
         f"of {specs['/X']}"
     ) in err
     assert "python -m data_tools convert" in err and "--chunk-rows 30" in err
     assert "reading blocks of 100 rows instead" in (tmp / "rounded" / "train.log").read_text()
-    assert tomllib.loads((tmp / "rounded" / "config.toml").read_text())["chunk_rows"] == 100
+    assert tomllib.loads((tmp / "rounded" / "config.toml").read_text())["block_rows"] == 100
 
 
 def test_memory_limit_refusal_suggests_rechunking_and_the_command_works(
@@ -621,12 +621,12 @@ def test_checkpoint_round_trip_and_damaged_newest_is_skipped(long_job: dict, tmp
 def test_effective_config_round_trips_through_toml(tmp_path: Path) -> None:
     from streamls.cli.config import JobConfig, merged, read_toml, to_toml
 
-    job = JobConfig(data="/d/x.h5:/X", target_col=[2, 5], hidden_units=7, alpha=0.25, l2=1e-8, seed=9,
-                    chunk_rows=4096, memory_limit="4GiB", threads=2)
+    job = JobConfig(data="/d/x.h5:/X", target_cols=[2, 5], hidden_units=7, alpha=0.25, l2=1e-8, random_state=9,
+                    block_rows=4096, memory_limit="4GiB", threads=2)
     (tmp_path / "c.toml").write_text(to_toml(job, header="generated"))
     assert merged(read_toml(tmp_path / "c.toml")) == job
     sparse = tomllib.loads(to_toml(JobConfig(hidden_units=3)))  # unset keys are left out (TOML has no null)
-    assert "seed" not in sparse and merged(sparse) == JobConfig(hidden_units=3)
+    assert "random_state" not in sparse and merged(sparse) == JobConfig(hidden_units=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,8 +679,8 @@ def test_memory_limit_leaves_the_pool_what_a_pass_does_not_need(long_job: dict) 
     from streamls.cli.config import merged
     from streamls.cli.planning import open_dataset, pool_budget
 
-    job = replace(merged(), data=long_job["args"][0], y=long_job["args"][2], hidden_units=16, chunk_rows=2000)
-    dataset = open_dataset(job, job.chunk_rows)
+    job = replace(merged(), data=long_job["args"][0], y=long_job["args"][2], hidden_units=16, block_rows=2000)
+    dataset = open_dataset(job, job.block_rows)
     try:
         assert pool_budget(job, dataset) is None  # no limit: the library's default share
         peak = memory_estimate(job, dataset, 1).peak_bytes(dataset.block_rows)

@@ -73,10 +73,10 @@ def test_training_with_parallel_blocks_equals_one_thread() -> None:
     rng = np.random.default_rng(3)
     X = rng.standard_normal((6000, 5))
     y = np.maximum(X @ rng.standard_normal(5), 0) + 0.1 * rng.standard_normal(6000)
-    options = {"hidden_units": 6, "max_iter": 4, "tol": 0.0, "random_state": 0, "chunk_rows": 500}
+    options = {"hidden_units": 6, "max_iter": 4, "tol": 0.0, "random_state": 0, "block_rows": 500}
     serial = streamls.fit(X, y, workers=1, **options)
     parallel = streamls.fit(X, y, workers=3, **options)
-    assert parallel.extra["rows_read"] == serial.extra["rows_read"]
+    assert parallel.summary.rows_read == serial.summary.rows_read
     np.testing.assert_allclose(parallel.model.W, serial.model.W, rtol=0, atol=1e-10)
     np.testing.assert_allclose(parallel.model.predict(X), serial.model.predict(X), rtol=0, atol=1e-10)
 

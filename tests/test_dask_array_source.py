@@ -67,7 +67,7 @@ def test_unknown_chunk_sizes_are_rejected_with_the_fix(table: np.ndarray) -> Non
 def test_dask_array_trains_like_numpy(table: np.ndarray) -> None:
     import streamls
 
-    kwargs = {"hidden_units": 3, "max_iter": 3, "tol": 0, "random_state": 1, "chunk_rows": 20}
+    kwargs = {"hidden_units": 3, "max_iter": 3, "tol": 0, "random_state": 1, "block_rows": 20}
     lazy = streamls.fit(da.from_array(table, chunks=(20, 4)), **kwargs)
     eager = streamls.fit(table, **kwargs)
     np.testing.assert_allclose(lazy.model.W, eager.model.W, rtol=1e-12, atol=1e-12)

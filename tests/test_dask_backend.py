@@ -35,7 +35,7 @@ from streamls.sources import Dataset, HDF5Source
 from streamls.stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
 
 N_ROWS, N_FEATURES, CHUNK = 6000, 5, 1000
-FIT = {"hidden_units": 6, "max_iter": 2, "tol": 0.0, "random_state": 3, "validation_fraction": 0.2, "chunk_rows": CHUNK}
+FIT = {"hidden_units": 6, "max_iter": 2, "tol": 0.0, "random_state": 3, "validation_fraction": 0.2, "block_rows": CHUNK}
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +284,7 @@ def _blas_threads() -> int:
 
 SAMPLED_ROWS = 60000
 #: Stages 0.068, 0.137, 0.273, 0.546, 1 of 60000 rows; with this pool only stage 0 stays in memory.
-SAMPLED_FIT = {"hidden_units": 4, "max_iter": 24, "random_state": 5, "validation_fraction": 0.2, "chunk_rows": 2000}
+SAMPLED_FIT = {"hidden_units": 4, "max_iter": 24, "random_state": 5, "validation_fraction": 0.2, "block_rows": 2000}
 
 
 @pytest.fixture(scope="module")

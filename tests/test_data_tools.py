@@ -227,7 +227,7 @@ def test_refuses_to_overwrite(tmp_path: Path, table: np.ndarray) -> None:
 
 def test_cli_convert_success_and_failure(tmp_path: Path, table: np.ndarray) -> None:
     src = write_csv(tmp_path / "in.csv", table, ["a", "b", "c", "d", "t"])
-    done = run_cli("convert", str(src), str(tmp_path / "out.zarr"), "--target-col", "t", "--compression", "zstd")
+    done = run_cli("convert", str(src), str(tmp_path / "out.zarr"), "--target-cols", "t", "--compression", "zstd")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["y_spec"] == f"{tmp_path / 'out.zarr'}:y"
     np.testing.assert_array_equal(read(tmp_path / "out.zarr", "y"), table[:, 4].astype(np.float32))
@@ -329,9 +329,9 @@ def test_cli_inspect_prints_a_table(tmp_path: Path) -> None:
 
 
 def test_synth_rejects_bad_parameters(tmp_path: Path) -> None:
-    with pytest.raises(StreamLSError, match="'n_rows' parameter of synth"):
+    with pytest.raises(StreamLSError, match="'n_rows' parameter of SynthSpec"):
         SynthSpec(n_rows=0, n_features=3)
-    with pytest.raises(StreamLSError, match="'kind' parameter of synth"):
+    with pytest.raises(StreamLSError, match="'kind' parameter of SynthSpec"):
         SynthSpec(n_rows=10, n_features=3, kind="cubic")
 
 

@@ -1,8 +1,8 @@
 """Every interface agrees with TrainConfig, the one place a hyperparameter is declared.
 
 For each field of :class:`streamls.TrainConfig`: :func:`streamls.fit` takes it; a job file
-and the ``train`` command have it (``random_state`` as ``seed``) with the same default and
-choices; the scikit-learn estimators have it with the same default except those listed in
+and the ``train`` command have it under the same name (``seed``, an earlier name of
+``random_state``, too) with the same default and choices; the scikit-learn estimators have it with the same default except those listed in
 ``ESTIMATOR_DEFAULTS``; and all of them accept each bound and refuse a value just outside
 it. The docstrings and the user docs are checked against the same table.
 """
@@ -25,7 +25,7 @@ import pytest
 
 import streamls
 from streamls import TrainConfig
-from streamls.cli.config import KEYS, JobConfig, check_values, job_key
+from streamls.cli.config import KEYS, JobConfig, check_values
 from streamls.cli.parser import UsageError, build_parser, flag, parse
 from streamls.errors import ConfigError
 from streamls.hyperparameters import Hyperparameter, hyperparameters, value_text
@@ -124,8 +124,8 @@ def test_fit_names_the_closest_keyword() -> None:
     with pytest.raises(ConfigError) as info:
         streamls.fit(X, y, hiden_units=3)
     assert str(info.value) == "fit() got an unexpected keyword argument 'hiden_units'; did you mean 'hidden_units'?"
-    with pytest.raises(ConfigError, match="'chunk_row'; did you mean 'chunk_rows'"):
-        streamls.fit(X, y, chunk_row=3)
+    with pytest.raises(ConfigError, match="'block_row'; did you mean 'block_rows'"):
+        streamls.fit(X, y, block_row=3)
     with pytest.raises(ConfigError, match="'worker'; did you mean 'workers'"):  # a local backend option
         streamls.fit(X, y, worker=3)
     with pytest.raises(ConfigError, match="'n_worker'; did you mean 'n_workers'"):  # before any cluster starts
@@ -139,17 +139,17 @@ def test_fit_names_the_closest_keyword() -> None:
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", SPECS)
 def test_job_config_has_each_hyperparameter_with_its_default(name: str) -> None:
-    spec, key = SPECS[name], job_key(name)
-    assert key in KEYS and getattr(JobConfig(), key) == spec.default
+    spec = SPECS[name]
+    assert name in KEYS and getattr(JobConfig(), name) == spec.default
     for value in inside_and_outside(spec)[0]:
-        assert check_values({key: value}, "job.toml") == {key: value}
-        assert JobConfig(**{key: value}).train_options()[name] == value
+        assert check_values({name: value}, "job.toml") == {name: value}
+        assert JobConfig(**{name: value}).train_options()[name] == value
 
 
-def test_job_config_names_random_state_seed() -> None:
-    assert "seed" in KEYS and "random_state" not in KEYS
+def test_job_config_takes_seed_for_random_state() -> None:
+    assert "random_state" in KEYS and "seed" not in KEYS
     assert TrainConfig(**JobConfig().train_options()) == TrainConfig()
-    assert JobConfig(seed=7).train_options()["random_state"] == 7
+    assert check_values({"seed": 7}, "job.toml") == {"random_state": 7}
     with pytest.raises(ConfigError, match="unknown key 'hiden_units'; did you mean 'hidden_units'"):
         check_values({"hiden_units": 3}, "job.toml")
     with pytest.raises(ConfigError, match="key 'schedule' must be one of"):
@@ -163,25 +163,29 @@ def train_action(key: str) -> argparse.Action:
 
 @pytest.mark.parametrize("name", SPECS)
 def test_train_flag_for_each_hyperparameter(name: str) -> None:
-    spec, key = SPECS[name], job_key(name)
-    action = train_action(key)
-    assert action.dest == key and action.default is argparse.SUPPRESS  # laid over the --config file
+    spec = SPECS[name]
+    action = train_action(name)
+    assert action.dest == name and action.default is argparse.SUPPRESS  # laid over the --config file
+    assert action.option_strings == [flag(name), *(["--seed"] if name == "random_state" else [])]  # and an earlier name
     assert action.choices == (spec.choices or None)
     assert action.help is not None and action.help.endswith(")")
     assert f"(default {value_text(spec.default)}" in action.help
     if spec.default is not None:
-        assert getattr(parse(["train", flag(key), word(spec.default)]), key) == spec.default
+        assert getattr(parse(["train", flag(name), word(spec.default)]), name) == spec.default
     inside, outside = inside_and_outside(spec)
     for value in inside:  # FLAG=VALUE: argparse takes "-5e-324" after a space for a flag
-        assert getattr(parse(["train", f"{flag(key)}={word(value)}"]), key) == value
+        assert getattr(parse(["train", f"{flag(name)}={word(value)}"]), name) == value
+    names = "/".join(action.option_strings)  # argparse names an argument by all its flags: "--random-state/--seed"
     for value in outside:
-        with pytest.raises(UsageError, match=re.escape(f"argument {flag(key)}: expected {spec.expected}, got")):
-            parse(["train", f"{flag(key)}={word(value)}"])
+        with pytest.raises(UsageError, match=re.escape(f"argument {names}: expected {spec.expected}, got")):
+            parse(["train", f"{flag(name)}={word(value)}"])
 
 
 def streamls_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "streamls", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "streamls", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -258,7 +262,7 @@ def test_cli_docs_list_every_train_flag_with_its_default() -> None:
     for option in flags:
         assert f"`{option}" in doc, f"docs/cli.md does not list {option}"
     for name, spec in SPECS.items():
-        cell = table_cells(doc, flag(job_key(name)))[1]
+        cell = table_cells(doc, flag(name))[1]
         assert "drawn" in cell if spec.default is None else same_default(cell, spec.default), (name, cell)
 
 

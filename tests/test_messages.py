@@ -6,6 +6,7 @@ tmp_path and checks the exit code, the message and that no file was left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,23 +98,24 @@ def test_flag_phrases_are_only_used_where_the_command_has_the_flag() -> None:
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
-def test_chunk_rows_rounded_to_the_stored_chunk_is_said(
-    tmp_path: Path, model_and_data: tuple[str, dict[str, str]], command: str
+@pytest.mark.parametrize("option", ["--block-rows", "--chunk-rows"])  # the flag, and its earlier name
+def test_block_rows_rounded_to_the_stored_chunk_is_said(
+    tmp_path: Path, model_and_data: tuple[str, dict[str, str]], command: str, option: str
 ) -> None:
     model, specs = model_and_data
 
-    def with_chunk_rows(rows: int, out: str) -> subprocess.CompletedProcess[str]:
+    def with_block_rows(rows: int, out: str) -> subprocess.CompletedProcess[str]:
         extra = ["--y", specs["/y"]] if command == "evaluate" else ["--out", out]
-        return run("streamls", command, model, specs["/X"], *extra, "--chunk-rows", str(rows), cwd=tmp_path)
+        return run("streamls", command, model, specs["/X"], *extra, option, str(rows), cwd=tmp_path)
 
-    proc = with_chunk_rows(40, "preds.h5:/yhat")
+    proc = with_block_rows(40, "preds.h5:/yhat")
     assert proc.returncode == 0, proc.stderr
     assert (
-        f"warning: --chunk-rows 40: reading blocks of 100 rows instead, because blocks are whole stored chunks of "
+        f"warning: --block-rows 40: reading blocks of 100 rows instead, because blocks are whole stored chunks of "
         f"{specs['/X']} (100 rows each), so that no chunk is read twice; for smaller blocks, re-chunk the data: "
         f"python -m data_tools convert {specs['/X']} rechunked.h5 --chunk-rows 40"
     ) in proc.stderr
-    quiet = with_chunk_rows(200, "more.h5:/yhat")
+    quiet = with_block_rows(200, "more.h5:/yhat")
     assert quiet.returncode == 0 and "warning" not in quiet.stderr  # whole chunks: nothing to say
 
 
@@ -126,6 +128,76 @@ def test_a_library_warning_is_one_line(tmp_path: Path, model_and_data: tuple[str
     (line,) = [line for line in proc.stderr.splitlines() if "OutOfRangeWarning" in line]
     assert line.startswith("warning: OutOfRangeWarning: ") and "outside the range of the training rows" in line
     assert len(proc.stderr.splitlines()) == 2 and "warnings.warn" not in proc.stderr  # the warning and the done line
+
+
+def test_evaluate_warns_once_about_inputs_beyond_the_training_range(
+    tmp_path: Path, model_and_data: tuple[str, dict[str, str]]
+) -> None:
+    """One warning counting the rows of every block, not one per block."""
+    model, _ = model_and_data
+    specs = write_hdf5(tmp_path, {"/X": 10 * DATA.X, "/y": DATA.y}, chunk_rows=100, name="far")
+    proc = run("streamls", "evaluate", model, specs["/X"], "--y", specs["/y"], "--block-rows", "100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if "OutOfRangeWarning" in line]
+    assert line.startswith(f"warning: OutOfRangeWarning: {specs['/X']}: ")
+    assert "of 600 rows hold inputs outside the range of the training rows" in line
+
+
+def test_predict_help_lists_every_output_format(tmp_path: Path) -> None:
+    proc = run("streamls", "predict", "--help", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for output in ("preds.h5:/yhat", "preds.zarr:yhat", "preds.csv,", "preds.csv.gz", "preds.parquet", "fsspec URLs"):
+        assert output in text, output
+
+
+#: CSV files the reader needs told about, and its advice in flag form.
+AMBIGUOUS_HEADER = ("a,1,2\n3,4,5\n", "--header if it names the columns, or --no-header if it is a data row")
+SEMICOLONS = ("x;y;z\n1;2;3\n4;5;6\n", "--delimiter ';'")
+
+
+@pytest.mark.parametrize(("content", "advice"), [AMBIGUOUS_HEADER, SEMICOLONS])
+def test_csv_advice_names_the_convert_flags(tmp_path: Path, content: str, advice: str) -> None:
+    (tmp_path / "in.csv").write_text(content)
+    proc = run("data_tools", "convert", "in.csv", "out.h5", cwd=tmp_path)
+    assert proc.returncode == 2
+    line = one_error_line(proc)
+    assert line.startswith("data_tools convert: error: in.csv: line ") and f"pass {advice}" in line
+    assert "header=" not in line and "delimiter=" not in line
+    assert not (tmp_path / "out.h5").exists()
+
+
+@pytest.mark.parametrize(("content", "advice"), [AMBIGUOUS_HEADER, SEMICOLONS])
+def test_csv_advice_of_streamls_names_the_conversion(
+    tmp_path: Path, model_and_data: tuple[str, dict[str, str]], content: str, advice: str
+) -> None:
+    """``streamls`` reads a CSV with the default settings: the advice is the conversion that has the flags."""
+    model, _ = model_and_data
+    csv = tmp_path / "in.csv"
+    csv.write_text(content)
+    conversion = f"convert it with python -m data_tools convert {csv} {tmp_path / 'in.h5'} {advice}"
+    for command in (["train", str(csv), "--out-dir", "run"], ["evaluate", model, str(csv)]):
+        proc = run("streamls", *command, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        line = one_error_line(proc)
+        assert conversion in line and "header=" not in line and "delimiter=" not in line, line
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_advised_conversion_reads_the_file(tmp_path: Path) -> None:
+    """The advice can be followed: the conversion with the delimiter it names succeeds (a tab is quoted $'\\t')."""
+    (tmp_path / "in.tsv.csv").write_text("x\ty\n1\t2\n3\t4\n")
+    proc = run("data_tools", "convert", "in.tsv.csv", "out.h5", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pass --delimiter $'\\t'" in one_error_line(proc)
+    done = run("data_tools", "convert", "in.tsv.csv", "out.h5", "--delimiter", "\t", "--target-cols", "y", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n_rows"] == 2
+
+
+def test_csv_advice_keeps_messages_of_other_files() -> None:
+    text = "data.h5:/X: pass delimiter=';'"  # not a CSV reader's message (no "PATH: line N: ")
+    assert cli_text(text, []) == text
 
 
 def test_keep_checkpoints_below_one_is_refused_naming_it(tmp_path: Path, model_and_data: tuple[str, dict[str, str]]) -> None:

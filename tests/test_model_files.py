@@ -44,7 +44,7 @@ def test_save_load_predict_is_exact(tmp_path: Path, model, multi_model, suffix: 
         np.testing.assert_array_equal(loaded.B, which.B)
         assert loaded.alpha == which.alpha and loaded.target_is_1d == which.target_is_1d
         assert loaded.hyperparameters == which.hyperparameters
-        assert loaded.info == which.info
+        assert loaded.summary == which.summary
         # The history survives (NaN losses of iteration 0 included).
         assert json.dumps(loaded.history) == json.dumps(which.history)
     assert streamls.load_model(tmp_path / f"m1{suffix}").predict(DATA.X).shape == (1200,)
@@ -157,7 +157,7 @@ def test_not_a_model_file_fails(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["hdf5", "zarr", "npy"])
 def test_predict_to_streams_the_same_predictions(tmp_path: Path, files, model, kind: str, out: str) -> None:
     specs = files(kind, {"X": DATA.X}, chunk_rows=100)
-    written = model.predict_to(specs["X"], str(tmp_path / out), chunk_rows=250)
+    written = model.predict_to(specs["X"], str(tmp_path / out), block_rows=250)
     expected_name = out.split(":")[1] if ":" in out else "predictions"
     assert written.endswith(expected_name)
     found = open_source(written)
@@ -181,7 +181,7 @@ def test_predict_to_failure_leaves_nothing(tmp_path: Path, files, model) -> None
     before = files_under(tmp_path)
     for out in ("bad.h5:/yhat", "bad.zarr:yhat"):
         with pytest.raises(NonFiniteDataError, match="rows 700-799"):
-            model.predict_to(specs["X"], str(tmp_path / out), chunk_rows=100)
+            model.predict_to(specs["X"], str(tmp_path / out), block_rows=100)
     with pytest.raises(ShapeMismatchError, match="4 input columns"):
         model.predict_to(DATA.X[:, :3], str(tmp_path / "bad.h5"))
     with pytest.raises(SourceFormatError, match="must end in"):

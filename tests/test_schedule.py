@@ -173,11 +173,11 @@ def test_a_sampled_run_grows_through_stages_and_records_them(reference) -> None:
     assert reference.history[0].sample_rows < 0.2 * len(DATA.y)
     # The data fits the default pool: one read from storage, by the moments pass.
     assert [r.rows_read for r in reference.history] == [len(DATA.y)] + [0] * (len(reference.history) - 1)
-    info = reference.model.info
-    assert info["schedule"] == "sample" and info["stage"] == stages[-1]
+    summary = reference.summary
+    assert summary.schedule == "sample" and summary.stage == stages[-1]
     best = reference.best_iteration
     assert stages[best] == stages[-1]  # the best iterate is of the last stage
-    assert info["n_fitted_rows"] == reference.history[best - 1].sample_rows
+    assert summary.n_fitted_rows == reference.history[best - 1].sample_rows
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ def test_full_schedule_reads_every_row_in_every_pass(stored: str) -> None:
     n_train = result.n_train
     assert all(r.stage == 0 and r.sample_rows == n_train for r in result.history)
     assert [r.rows_read for r in result.history] == [2 * len(DATA.y)] + [len(DATA.y)] * 3
-    assert result.model.info["n_fitted_rows"] == n_train and not result.model.info["ended_early"]
+    assert result.summary.n_fitted_rows == n_train and not result.summary.ended_early
 
 
 def test_sample_all_reaches_every_row(stored: str) -> None:
@@ -247,4 +247,4 @@ def test_sample_all_reaches_every_row(stored: str) -> None:
     result = run(dataset, replace(CONFIG, schedule="sample-all", max_iter=200))
     assert result.history[-1].stage == len(stage_fractions(len(DATA.y), 4 * 6 + 5)) - 1
     assert result.n_train + result.n_validation == len(DATA.y)
-    assert not result.model.info["ended_early"]
+    assert not result.summary.ended_early

@@ -194,7 +194,7 @@ def test_out_of_core_hdf5_gives_the_in_memory_model(tmp_path, regression_data):
         f.create_dataset("y", data=Y)
         f.create_dataset("table", data=np.column_stack([X, Y[:, 0]]), chunks=(50, 6))
         f.create_dataset("codes", data=(labels == "high").astype(np.int64))
-    params = {"hidden_units": 6, "max_iter": 4, "random_state": 3, "chunk_rows": 64}
+    params = {"hidden_units": 6, "max_iter": 4, "random_state": 3, "block_rows": 64}
 
     in_memory = StreamLSRegressor(**params).fit(X, Y)
     streamed = StreamLSRegressor(**params).fit(f"{path}:/X", f"{path}:/y")

@@ -43,7 +43,8 @@ from streamls.errors import (
     SourceNotFoundError,
     StreamLSError,
 )
-from streamls.persistence import MODEL_FORMAT, standardizer_arrays, write_record
+from streamls.model import MODEL_FORMAT
+from streamls.records import standardizer_arrays, write_record
 from streamls.sklearn import StreamLSRegressor
 from streamls.sources import CSVSource, ParquetSource, open_source
 
@@ -52,7 +53,7 @@ DATA = teacher_data(n=1200, d=4, seed=5)
 FEATURES = ["a", "b", "c", "d"]
 TABLE = np.column_stack([DATA.X, DATA.y])
 #: schedule="full" and a fixed seed: the same rows in the same blocks give the same model.
-FIT: dict[str, Any] = {"hidden_units": 5, "max_iter": 3, "tol": 0.0, "schedule": "full", "random_state": 2, "chunk_rows": 256}
+FIT: dict[str, Any] = {"hidden_units": 5, "max_iter": 3, "tol": 0.0, "schedule": "full", "random_state": 2, "block_rows": 256}
 ROW_GROUP = 256
 
 
@@ -139,7 +140,7 @@ def test_parquet_columns_chosen_by_name_in_any_order(tmp_path: Path, reference) 
 
 def test_estimator_fits_a_parquet_spec_as_the_arrays(tmp_path: Path) -> None:
     spec = write_parquet(tmp_path / "d.parquet", columns(TABLE, [*FEATURES, "y"]))
-    settings = {key: FIT[key] for key in ("hidden_units", "max_iter", "tol", "schedule", "random_state", "chunk_rows")}
+    settings = {key: FIT[key] for key in ("hidden_units", "max_iter", "tol", "schedule", "random_state", "block_rows")}
     on_arrays = StreamLSRegressor(**settings).fit(DATA.X, DATA.y)
     on_parquet = StreamLSRegressor(**settings).fit(spec)
     assert_same_model(on_parquet.model_, on_arrays.model_)
@@ -362,7 +363,7 @@ OUTPUTS = {
 @pytest.mark.parametrize("out", list(OUTPUTS))
 def test_predictions_to_csv_parquet_and_urls_equal_predict(tmp_path: Path, reference, out: str) -> None:
     target = out.replace("memory://", f"memory://{uuid.uuid4().hex[:8]}/") if "://" in out else str(tmp_path / out)
-    written = reference.predict_to(DATA.X, target, chunk_rows=300)
+    written = reference.predict_to(DATA.X, target, block_rows=300)
     assert written == (f"{target}:predictions" if target.endswith(".zarr") else target)
     np.testing.assert_array_equal(OUTPUTS[out](written)[:, 0], reference.predict(DATA.X))
     with pytest.raises(OutputExistsError):
@@ -391,10 +392,10 @@ def test_a_failed_prediction_leaves_no_file(tmp_path: Path, reference) -> None:
     before = files_under(tmp_path)
     for out in ("p.csv", "p.csv.gz", "p.parquet"):
         with pytest.raises(NonFiniteDataError, match="rows 768-1023"):
-            reference.predict_to(X, str(tmp_path / out), chunk_rows=256)
+            reference.predict_to(X, str(tmp_path / out), block_rows=256)
     url = memory_url("p.parquet")
     with pytest.raises(NonFiniteDataError):
-        reference.predict_to(X, url, chunk_rows=256)
+        reference.predict_to(X, url, block_rows=256)
     fs, inner = fsspec.core.url_to_fs(url)
     assert not fs.exists(os.path.dirname(inner)) or fs.ls(os.path.dirname(inner)) == []
     assert files_under(tmp_path) == before
@@ -430,7 +431,7 @@ def test_predicting_beyond_the_training_range_warns_once(tmp_path: Path, referen
     assert "column 3: 1 below" in message and "column 0" not in message
     spec = write_parquet(tmp_path / "far.parquet", columns(np.vstack([DATA.X, X]), FEATURES))
     with pytest.warns(OutOfRangeWarning, match=r"far\.parquet: 3 of 1210 rows") as record:
-        reference.predict_to(spec, str(tmp_path / "p.csv"), chunk_rows=256)
+        reference.predict_to(spec, str(tmp_path / "p.csv"), block_rows=256)
     assert len(record) == 1
     reference.predict(DATA.X)  # the training rows themselves: no warning (pytest turns one into an error)
 
@@ -546,8 +547,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_command_line_trains_on_csv_and_predicts_and_evaluates_parquet_by_name(tmp_path: Path) -> None:
     train = write_csv(tmp_path / "train.csv", TABLE, [*FEATURES, "y"])
     test = write_parquet(tmp_path / "test.parquet", {"y": DATA.y, **columns(DATA.X[:, ::-1], FEATURES[::-1])})
-    cli("train", train, "--target-col", "y", "--out-dir", "run", "--hidden-units", "5", "--max-iter", "3", "--tol", "0",
-        "--schedule", "full", "--seed", "2", "--chunk-rows", "256", "--threads", "1", "--quiet", cwd=tmp_path)
+    cli("train", train, "--target-cols", "y", "--out-dir", "run", "--hidden-units", "5", "--max-iter", "3", "--tol", "0",
+        "--schedule", "full", "--random-state", "2", "--block-rows", "256", "--threads", "1", "--quiet", cwd=tmp_path)
     model = streamls.load_model(tmp_path / "run" / "model.h5")
     assert model.feature_names == tuple(FEATURES) and model.target_names == ("y",)
     cli("predict", "run/model.h5", test, "--out", "preds.csv", cwd=tmp_path)

@@ -47,7 +47,7 @@ def reference_result() -> streamls.TrainResult:
 @pytest.fixture(scope="module")
 def blocked_reference() -> streamls.TrainResult:
     """Training on the in-memory arrays in blocks of 500 rows."""
-    return streamls.fit(DATA.X, DATA.y, chunk_rows=500, **SETTINGS)
+    return streamls.fit(DATA.X, DATA.y, block_rows=500, **SETTINGS)
 
 
 @pytest.mark.parametrize(
@@ -86,20 +86,20 @@ def test_same_model_from_every_format_in_blocks_of_500_rows(
     files, blocked_reference, kind: str, stored_chunk: int, prefetch: bool
 ) -> None:
     specs = files(kind, {"X": DATA.X, "y": DATA.y}, chunk_rows=stored_chunk)
-    result = streamls.fit(specs["X"], specs["y"], chunk_rows=500, prefetch=prefetch, **SETTINGS)
+    result = streamls.fit(specs["X"], specs["y"], block_rows=500, prefetch=prefetch, **SETTINGS)
     assert_same_result(result, blocked_reference)
 
 
 def test_same_model_for_every_chunking(files, reference_result) -> None:
     specs = files("hdf5", {"X": DATA.X, "y": DATA.y}, chunk_rows=7)
-    for chunk_rows in (7, 997, 1500, 2999):
-        assert_same_result(streamls.fit(specs["X"], specs["y"], chunk_rows=chunk_rows, **SETTINGS), reference_result)
+    for block_rows in (7, 997, 1500, 2999):
+        assert_same_result(streamls.fit(specs["X"], specs["y"], block_rows=block_rows, **SETTINGS), reference_result)
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 7, 1000, None])
-def test_validation_split_does_not_depend_on_chunking(reference_result, chunk_rows: int | None) -> None:
+@pytest.mark.parametrize("block_rows", [1, 7, 1000, None])
+def test_validation_split_does_not_depend_on_chunking(reference_result, block_rows: int | None) -> None:
     settings = {**SETTINGS, "max_iter": 0}
-    result = streamls.fit(DATA.X, DATA.y, chunk_rows=chunk_rows, **settings)
+    result = streamls.fit(DATA.X, DATA.y, block_rows=block_rows, **settings)
     assert (result.n_train, result.n_validation) == (reference_result.n_train, reference_result.n_validation)
     first = reference_result.history[0]
     assert result.history[0].val_loss == pytest.approx(first.val_loss, rel=1e-12)
@@ -153,7 +153,7 @@ def test_best_iterate_is_kept_and_its_loss_is_the_realised_one() -> None:
     assert result.best_iteration == int(np.argmin(losses))
     standardized = (result.model.predict(data.X) - data.y) / data.y.std()
     assert np.mean(standardized**2) == pytest.approx(min(losses), rel=1e-9)
-    assert result.model.info["best_iteration"] == result.best_iteration
+    assert result.model.summary.best_iteration == result.best_iteration
     # Every solved model is rebalanced: each live neuron has ||w_j|| = ||V[j]||.
     assert result.best_iteration > 0
     norm_w = np.linalg.norm(result.model.W, axis=1)
@@ -256,7 +256,7 @@ def test_nan_policy_drop_skips_and_counts_rows(files) -> None:
     specs = files("hdf5", {"X": X, "y": y}, chunk_rows=100)
     result = streamls.fit(specs["X"], specs["y"], hidden_units=6, max_iter=4, random_state=0, nan_policy="drop")
     assert result.dropped_rows == 3 and result.n_train == 2997
-    assert result.model.info["dropped_rows"] == 3
+    assert result.model.summary.dropped_rows == 3
     keep = np.ones(len(y), dtype=bool)
     keep[bad] = False
     np.testing.assert_allclose(result.model.standardizer.x_mean, X[keep].mean(axis=0), rtol=1e-12)
@@ -276,7 +276,7 @@ def test_trainer_api_and_rows_read(schedule: str, passes_read: int) -> None:
     assert records == [(1, 0), (2, 1), (3, 2)]
     # "full": one moments pass plus one pass per model (iterations 0..3); "sample": the data
     # fits the pool, so the moments pass is the only read from storage.
-    assert result.extra["rows_read"] == passes_read * len(DATA.y)
+    assert result.summary.rows_read == passes_read * len(DATA.y)
     assert sum(r.rows_read for r in result.history) == passes_read * len(DATA.y)
 
 
@@ -308,7 +308,7 @@ def test_resuming_from_a_saved_state_gives_the_uninterrupted_result() -> None:
 
 def test_local_backend_reports_progress_per_block() -> None:
     seen: list[int] = []
-    streamls.fit(DATA.X, DATA.y, hidden_units=3, max_iter=1, random_state=0, chunk_rows=1000, progress=seen.append)
+    streamls.fit(DATA.X, DATA.y, hidden_units=3, max_iter=1, random_state=0, block_rows=1000, progress=seen.append)
     # Three passes (moments, model 0, model 1) of blocks 1000, 1000, 1000.
     assert seen == [1000] * 9
 
@@ -356,27 +356,27 @@ RACE_CONFIG = {"hidden_units": 5, "max_iter": RACE_ITERATIONS + 5, "tol": 0, "ra
 
 
 def test_a_race_keeps_the_start_with_the_lowest_first_stage_loss() -> None:
-    raced = streamls.fit(DATA.X, DATA.y, chunk_rows=700, n_init=3, **RACE_CONFIG)
-    single = streamls.fit(DATA.X, DATA.y, chunk_rows=700, n_init=1, **RACE_CONFIG)
-    losses, winner = raced.model.info["race_losses"], raced.model.info["race_winner"]
+    raced = streamls.fit(DATA.X, DATA.y, block_rows=700, n_init=3, **RACE_CONFIG)
+    single = streamls.fit(DATA.X, DATA.y, block_rows=700, n_init=1, **RACE_CONFIG)
+    losses, winner = raced.summary.race_losses, raced.summary.race_winner
     assert len(losses) == 3 and winner == int(np.argmin(losses))
     # Start 0 is the one start of n_init=1: its race loss is that run's best of the race's iterations.
     assert losses[0] == min(r.train_loss for r in single.history[:RACE_ITERATIONS])
     assert min(r.train_loss for r in raced.history[:RACE_ITERATIONS]) == losses[winner]
     assert raced.history[0].rows_read == len(DATA.y)  # the moments pass, counted for the kept start
-    assert single.model.info["race_losses"] == []
+    assert single.summary.race_losses == ()
 
 
 def test_a_race_is_the_same_whatever_the_blocks_and_threads() -> None:
-    runs = [streamls.fit(DATA.X, DATA.y, chunk_rows=rows, workers=workers, **RACE_CONFIG)
+    runs = [streamls.fit(DATA.X, DATA.y, block_rows=rows, workers=workers, **RACE_CONFIG)
             for rows, workers in ((500, 1), (1700, 2))]
     np.testing.assert_allclose(runs[1].model.W, runs[0].model.W, rtol=1e-8, atol=1e-10)
-    assert runs[0].model.info["race_winner"] == runs[1].model.info["race_winner"]
+    assert runs[0].summary.race_winner == runs[1].summary.race_winner
 
 
 def test_resuming_after_a_race_gives_the_uninterrupted_result() -> None:
     config = TrainConfig(**RACE_CONFIG)
-    full = streamls.fit(DATA.X, DATA.y, chunk_rows=700, **RACE_CONFIG)
+    full = streamls.fit(DATA.X, DATA.y, block_rows=700, **RACE_CONFIG)
     states: list[TrainState] = []
     first = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend(), lambda st, rec: states.append(st))
     first.run(first.initial_state())

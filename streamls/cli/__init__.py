@@ -38,15 +38,15 @@ def _dispatch(args: argparse.Namespace, reporter: Reporter) -> int:
     from . import commands
 
     if args.command == "predict":
-        return commands.run_predict(args.model, args.data, args.out, args.chunk_rows, args.overwrite, threads, reporter)
+        return commands.run_predict(args.model, args.data, args.out, args.block_rows, args.overwrite, threads, reporter)
     if args.command == "evaluate":
         return commands.run_evaluate(
-            args.model, args.data, args.y, args.target_col, args.nan_policy, args.chunk_rows, args.json, threads, reporter,
+            args.model, args.data, args.y, args.target_cols, args.nan_policy, args.block_rows, args.json, threads, reporter,
             sys.stdout,
         )
     if args.command == "info":
         return commands.run_info(args.model, args.json, sys.stdout)
-    return commands.run_demo(args.rows, args.hidden_units, args.max_iter, args.seed, args.out_dir, threads, reporter, sys.stdout)
+    return commands.run_demo(args.rows, args.hidden_units, args.max_iter, args.random_state, args.out_dir, threads, reporter, sys.stdout)
 
 
 #: Parsed arguments of ``train`` that are not configuration keys.

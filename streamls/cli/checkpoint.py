@@ -1,6 +1,6 @@
 """Checkpoints of :class:`streamls.training.TrainState`: one small HDF5 file per iteration, no pickle.
 
-Each checkpoint is written by :func:`streamls.persistence.write_record`: under a
+Each checkpoint is written by :func:`streamls.records.write_record`: under a
 temporary name, flushed and fsynced, then renamed, and the directory fsynced after the
 rename. A process killed at any moment therefore leaves either the previous set of
 checkpoints or the previous set plus one complete new file; temporary leftovers start
@@ -25,7 +25,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..errors import ModelFileError
-from ..persistence import read_record, standardizer_arrays, standardizer_from, write_record
+from ..records import read_record, standardizer_arrays, standardizer_from, write_record
 from ..state import IterationRecord, SolveOutcome, TrainState
 
 logger = logging.getLogger(__name__)

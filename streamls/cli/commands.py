@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from typing import IO, Any
@@ -20,6 +19,7 @@ from ..sources.memory import ArraySource
 from ..synthetic import SynthSpec, Teacher, generate_rows
 from .backend import build_backend
 from .config import JobConfig
+from .history import nan_to_null
 from .metrics import Metrics, evaluate
 from .planning import block_size_note
 from .progress import LOSS_UNITS, Reporter
@@ -32,27 +32,27 @@ from .train import train_loop
 TARGET_UNITS = "target units"
 
 
-def run_predict(model_path: str, data: str, out: str, chunk_rows: int | None, overwrite: bool, threads: int | None, reporter: Reporter) -> int:
+def run_predict(model_path: str, data: str, out: str, block_rows: int | None, overwrite: bool, threads: int | None, reporter: Reporter) -> int:
     """Stream predictions for every row of ``data`` into ``out`` (HDF5 or Zarr array)."""
     model = load_model(model_path)
     source = open_source(data)
     try:
-        if chunk_rows is not None:
-            note = block_size_note(chunk_rows, round_block_rows(chunk_rows, source.chunk_rows), source)
+        if block_rows is not None:
+            note = block_size_note(block_rows, round_block_rows(block_rows, source.chunk_rows), source)
             if note is not None:
                 reporter.message(note, "warning")
         with limited_threads(threads):
-            written = model.predict_to(source, out, chunk_rows=chunk_rows, overwrite=overwrite, prefetch=threads != 1)
+            written = model.predict_to(source, out, block_rows=block_rows, overwrite=overwrite, prefetch=threads != 1)
     finally:
         source.close()
     reporter.event("done", f"wrote predictions to {written}", output=written)
     return 0
 
 
-def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_cols: list[int | str] | None, nan_policy: str, chunk_rows: int | None) -> Dataset:
+def evaluation_dataset(model: TwoLayerModel, data: str, y: str | None, target_cols: list[int | str] | None, nan_policy: str, block_rows: int | None) -> Dataset:
     """The rows to score, as :meth:`TwoLayerModel.scoring_dataset` lays them out (targets by name, or the last ``k`` columns)."""
     cols = None if target_cols is None else (target_cols[0] if len(target_cols) == 1 else target_cols)
-    return model.scoring_dataset(data, y, target_cols=cols, nan_policy=nan_policy, block_rows=chunk_rows)
+    return model.scoring_dataset(data, y, target_cols=cols, nan_policy=nan_policy, block_rows=block_rows)
 
 
 def metrics_table(metrics: Metrics, data: str) -> str:
@@ -69,13 +69,13 @@ def metrics_table(metrics: Metrics, data: str) -> str:
 
 def run_evaluate(
     model_path: str, data: str, y: str | None, target_cols: list[int | str] | None, nan_policy: str,
-    chunk_rows: int | None, as_json: bool, threads: int | None, reporter: Reporter, out: IO[str],
+    block_rows: int | None, as_json: bool, threads: int | None, reporter: Reporter, out: IO[str],
 ) -> int:
     """Print MSE, RMSE and R^2 per output to ``out``, streaming the data once; notes go to ``reporter``."""
     model = load_model(model_path)
-    dataset = evaluation_dataset(model, data, y, target_cols, nan_policy, chunk_rows)
+    dataset = evaluation_dataset(model, data, y, target_cols, nan_policy, block_rows)
     try:
-        note = block_size_note(chunk_rows, dataset.block_rows, dataset.x_source)
+        note = block_size_note(block_rows, dataset.block_rows, dataset.x_source)
         if note is not None:
             reporter.message(note, "warning")
         with limited_threads(threads):
@@ -84,16 +84,26 @@ def run_evaluate(
         dataset.close()
     if as_json:
         payload = {"model": model_path, "data": dataset.name, "units": TARGET_UNITS, **metrics.as_dict()}
-        print(json.dumps(_clean(payload), allow_nan=False), file=out)
+        print(json.dumps(nan_to_null(payload), allow_nan=False), file=out)
     else:
         print(metrics_table(metrics, dataset.name), file=out)
     return 0
 
 
+#: The summary fields ``info`` shows under ``training_data``; ``best_iteration`` and
+#: ``stop_reason`` go under ``history`` and the rest under ``fit``.
+TRAINING_DATA_FIELDS = ("data", "n_rows", "n_features", "n_targets", "n_train", "n_validation", "dropped_rows")
+#: The sections of :func:`model_summary`, in the order the text form prints them.
+SECTIONS = ("architecture", "training_data", "hyperparameters", "history", "fit")
+
+
 def model_summary(model: TwoLayerModel, path: str) -> dict[str, Any]:
-    """What ``info`` shows: architecture, training data, hyperparameters, history summary."""
+    """What ``info`` shows: architecture, training data, hyperparameters, history summary and the
+    rest of the model's :class:`~streamls.summary.FitSummary` (schedule, rows, race of starts)."""
     history = model.history
-    best = int(model.info.get("best_iteration", 0))
+    fit = model.summary.as_dict()
+    training_data = {key: fit.pop(key) for key in TRAINING_DATA_FIELDS}
+    best, stop_reason = fit.pop("best_iteration"), fit.pop("stop_reason")
     best_rec = next((r for r in history if int(r["iteration"]) == best), None)
     return {
         "model": path,
@@ -104,12 +114,12 @@ def model_summary(model: TwoLayerModel, path: str) -> dict[str, Any]:
             "activation": "relu" if model.alpha == 0 else f"leaky relu (alpha={model.alpha:g})",
             "parameters": int(model.W.size + model.B.size),
         },
-        "training_data": {k: model.info.get(k) for k in ("data", "n_rows", "n_features", "n_targets", "n_train", "n_validation", "dropped_rows")},
+        "training_data": training_data,
         "hyperparameters": model.hyperparameters,
         "history": {
             "iterations": int(history[-1]["iteration"]) if history else 0,
             "best_iteration": best,
-            "stop_reason": model.info.get("stop_reason"),
+            "stop_reason": stop_reason,
             "loss_units": LOSS_UNITS,
             "first_train_loss": history[0]["train_loss"] if history else None,
             "best_train_loss": best_rec["train_loss"] if best_rec else None,
@@ -117,32 +127,33 @@ def model_summary(model: TwoLayerModel, path: str) -> dict[str, Any]:
             "last_train_loss": history[-1]["train_loss"] if history else None,
             "seconds": sum(float(r["seconds"]) for r in history),
         },
+        "fit": fit,
     }
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+def _shown(value: Any) -> Any:
+    """``value`` as the text form prints it: floats, also in lists, to 6 significant digits."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
     if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+        return "[" + ", ".join(str(_shown(v)) for v in value) + "]"
+    return value
 
 
 def summary_text(summary: dict[str, Any]) -> str:
     """The text form of :func:`model_summary`: one indented block per section, floats to 6 significant digits."""
     lines = [f"model {summary['model']}"]
-    for section in ("architecture", "training_data", "hyperparameters", "history"):
+    for section in SECTIONS:
         lines.append(f"{section.replace('_', ' ')}:")
         for key, value in summary[section].items():
-            shown = f"{value:.6g}" if isinstance(value, float) else value
-            lines.append(f"  {key:<22} {shown}")
+            lines.append(f"  {key:<22} {_shown(value)}")
     return "\n".join(lines)
 
 
 def run_info(model_path: str, as_json: bool, out: IO[str]) -> int:
     """Print a saved model's summary to ``out`` (JSON on one line, or text); return the exit status 0."""
     summary = model_summary(load_model(model_path), model_path)
-    print(json.dumps(_clean(summary), allow_nan=False) if as_json else summary_text(summary), file=out)
+    print(json.dumps(nan_to_null(summary), allow_nan=False) if as_json else summary_text(summary), file=out)
     return 0
 
 
@@ -157,7 +168,7 @@ def run_demo(rows: int, hidden_units: int, max_iter: int, seed: int, out_dir: st
     spec = SynthSpec(n_rows=rows + max(rows // 4, 1000), n_features=8, hidden_units=12, noise=0.1, seed=seed, dtype="float64")
     X_all, y_all = generate_rows(spec, Teacher.draw(spec), 0, spec.n_rows)
     (X, X_test), (y, y_test) = np.split(X_all, [rows]), np.split(y_all[:, 0], [rows])
-    job = JobConfig(hidden_units=hidden_units, max_iter=max_iter, seed=seed, validation_fraction=0.1, threads=threads)
+    job = JobConfig(hidden_units=hidden_units, max_iter=max_iter, random_state=seed, validation_fraction=0.1, threads=threads)
     config = TrainConfig(**job.train_options())
     reporter.message(f"demo: {rows} rows of a random 8-12-1 ReLU teacher (noise 0.1), hidden_units={hidden_units}")
     dataset = Dataset(ArraySource(X, name="demo inputs"), ArraySource(y, name="demo targets"), block_rows=8192)

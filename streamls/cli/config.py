@@ -34,25 +34,26 @@ RUNTIME_KEYS = frozenset(
     {"backend", "scheduler", "dask_workers", "threads", "memory_limit", "out_dir", "keep_checkpoints"}
 )
 
-#: Job keys (and flags) named otherwise than the :class:`~streamls.TrainConfig` field: batch users
-#: expect a "seed", and ``--random-state`` is long to type.
-_RENAMED = {"random_state": "seed"}
+#: Earlier names of job keys and flags, by the current name they stand for. Both are
+#: accepted (old job files and run directories keep working); the effective configuration
+#: a run writes uses the current name, which is :func:`streamls.fit`'s keyword.
+ALIASES = {"seed": "random_state", "target_col": "target_cols", "chunk_rows": "block_rows"}
 
 
-def job_key(name: str) -> str:
-    """The job key of :class:`~streamls.TrainConfig` field ``name`` (its flag is ``--`` and the key with dashes)."""
-    return _RENAMED.get(name, name)
+def aliases_of(key: str) -> list[str]:
+    """The earlier names of job key ``key`` (:data:`ALIASES`): ``["seed"]`` for ``"random_state"``."""
+    return [old for old, new in ALIASES.items() if new == key]
 
 
 def _with_hyperparameters(cls: type) -> type:
     """Add to ``cls``, before :func:`dataclass` reads it, a field per hyperparameter of :class:`~streamls.TrainConfig`.
 
-    Each is named by :func:`job_key` and has the annotation and default of TrainConfig's field,
-    and they follow the fields of the class body.
+    Each has the name, annotation and default of TrainConfig's field, and they follow the
+    fields of the class body.
     """
     for spec in hyperparameters():
-        cls.__annotations__[job_key(spec.name)] = spec.annotation
-        setattr(cls, job_key(spec.name), spec.default)
+        cls.__annotations__[spec.name] = spec.annotation
+        setattr(cls, spec.name, spec.default)
     return cls
 
 
@@ -62,8 +63,8 @@ class JobConfig:
     """Everything a training job needs; names match the ``train`` flags and :func:`streamls.fit`.
 
     Besides the attributes below, a job has one per field of :class:`streamls.TrainConfig`,
-    with its name, type and default, except that ``random_state`` is ``seed``: drawn and
-    recorded when unset, so every run can be repeated.
+    with its name, type and default; ``random_state`` is drawn and recorded when unset, so
+    every run can be repeated. Job files may also use the earlier names of :data:`ALIASES`.
 
     Attributes
     ----------
@@ -71,12 +72,12 @@ class JobConfig:
         Data spec of the inputs, or of a table holding the targets too.
     y : str or None
         Data spec of the targets.
-    target_col : list of int and str, or None
+    target_cols : list of int and str, or None
         With ``y`` unset: the target column(s) of the table, by index or name (default: the last).
     out_dir : str or None
         Run directory.
-    chunk_rows : int or None
-        Rows per block (rounded up to whole stored chunks).
+    block_rows : int or None
+        Rows per block read (rounded up to whole stored chunks).
     nan_policy : {"error", "drop"}
     backend : {"local", "dask"}
     scheduler : str or None
@@ -93,9 +94,9 @@ class JobConfig:
 
     data: str | None = None
     y: str | None = None
-    target_col: list[int | str] | None = None
+    target_cols: list[int | str] | None = None
     out_dir: str | None = None
-    chunk_rows: int | None = None
+    block_rows: int | None = None
     nan_policy: str = "error"
     backend: str = "local"
     scheduler: str | None = None
@@ -111,7 +112,7 @@ class JobConfig:
 
     def train_options(self) -> dict[str, Any]:
         """Keyword arguments of :class:`streamls.TrainConfig`: the job's hyperparameters."""
-        return {spec.name: getattr(self, job_key(spec.name)) for spec in hyperparameters()}
+        return {spec.name: getattr(self, spec.name) for spec in hyperparameters()}
 
 
 KEYS = tuple(f.name for f in fields(JobConfig))
@@ -121,9 +122,9 @@ _KIND_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (float, int)
 _TYPES: dict[str, tuple[type, ...]] = {
     "data": (str,),
     "y": (str,),
-    "target_col": (list,),
+    "target_cols": (list,),
     "out_dir": (str,),
-    "chunk_rows": (int,),
+    "block_rows": (int,),
     "nan_policy": (str,),
     "backend": (str,),
     "scheduler": (str,),
@@ -132,20 +133,20 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "memory_limit": (str, int),
     "keep_checkpoints": (int,),
     # A hyperparameter the data may choose also takes the string "auto" (TrainConfig checks the value).
-    **{job_key(spec.name): _KIND_TYPES[spec.kind] + ((str,) if spec.auto else ()) for spec in hyperparameters()},
+    **{spec.name: _KIND_TYPES[spec.kind] + ((str,) if spec.auto else ()) for spec in hyperparameters()},
 }
 #: Counts, which must be at least 1 (as their flags require).
-_COUNTS = frozenset({"chunk_rows", "dask_workers", "threads", "keep_checkpoints"})
+_COUNTS = frozenset({"block_rows", "dask_workers", "threads", "keep_checkpoints"})
 _CHOICES = {
     "nan_policy": NAN_POLICIES,
     "backend": BACKENDS,
-    **{job_key(spec.name): spec.choices for spec in hyperparameters() if spec.choices},
+    **{spec.name: spec.choices for spec in hyperparameters() if spec.choices},
 }
 
 
 def unknown_key_error(key: str, where: str) -> ConfigError:
-    """A :class:`ConfigError` naming an unknown key and the closest valid one."""
-    guess = closest(key, KEYS)
+    """A :class:`ConfigError` naming an unknown key and the closest valid one (or earlier name)."""
+    guess = closest(key, [*KEYS, *ALIASES])
     hint = f"did you mean {guess!r}?" if guess else f"valid keys: {', '.join(KEYS)}"
     return ConfigError(f"{where}: unknown key {key!r}; {hint}")
 
@@ -153,24 +154,29 @@ def unknown_key_error(key: str, where: str) -> ConfigError:
 def check_values(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Check key names and value types of a partial configuration; returns it normalised.
 
-    ``target_col`` may be an int, a column name, or a list of them; it is returned as a list.
+    Earlier names (:data:`ALIASES`) become the current ones; messages name the key as given.
+    ``target_cols`` may be an int, a column name, or a list of them; it is returned as a list.
     """
     out: dict[str, Any] = {}
-    for key, value in values.items():
+    for given, value in values.items():
+        key = ALIASES.get(given, given)
         if key not in _TYPES:
-            raise unknown_key_error(key, where)
-        if key == "target_col" and isinstance(value, (int, str)) and not isinstance(value, bool):
+            raise unknown_key_error(given, where)
+        if key in out:
+            old = next(name for name in values if ALIASES.get(name) == key)
+            raise ConfigError(f"{where}: keys {key!r} and {old!r} (its earlier name) are the same setting; keep one")
+        if key == "target_cols" and isinstance(value, (int, str)) and not isinstance(value, bool):
             value = [value]
         ok = isinstance(value, _TYPES[key]) and not isinstance(value, bool)
-        if key == "target_col" and ok:
+        if key == "target_cols" and ok:
             ok = bool(value) and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in value)
         if not ok:
             expected = " or ".join(t.__name__ for t in _TYPES[key])
-            raise ConfigError(f"{where}: key {key!r} must be {expected}, got {value!r}")
+            raise ConfigError(f"{where}: key {given!r} must be {expected}, got {value!r}")
         if key in _COUNTS and value < 1:
-            raise ConfigError(f"{where}: key {key!r} must be an int >= 1, got {value!r}")
+            raise ConfigError(f"{where}: key {given!r} must be an int >= 1, got {value!r}")
         if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"{where}: key {key!r} must be one of {_CHOICES[key]}, got {value!r}")
+            raise ConfigError(f"{where}: key {given!r} must be one of {_CHOICES[key]}, got {value!r}")
         out[key] = float(value) if float in _TYPES[key] and isinstance(value, int) else value
     return out
 

@@ -15,7 +15,12 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 
 
-def _jsonable(value: Any) -> Any:
+def nan_to_null(value: Any) -> Any:
+    """``value`` with every non-finite float, also inside dicts and lists, replaced by ``None`` (JSON null)."""
+    if isinstance(value, dict):
+        return {k: nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_null(v) for v in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
@@ -27,4 +32,4 @@ def write_history(run_dir: str, history: list[IterationRecord]) -> None:
         writer.writeheader()
         writer.writerows(rows)
     with open(os.path.join(run_dir, HISTORY_JSON), "w") as handle:
-        json.dump([{k: _jsonable(v) for k, v in row.items()} for row in rows], handle, indent=1)
+        json.dump(nan_to_null(rows), handle, indent=1)

@@ -38,21 +38,25 @@ def evaluate(model: TwoLayerModel, dataset: Dataset, prefetch: bool = True) -> M
 
     The squared errors are summed per block; the target variance uses Chan's pairwise
     merge, so targets with a large mean lose no precision. R^2 of a constant target is
-    ``nan``.
+    ``nan``. Inputs beyond the training range are counted over every block and warned
+    about once, at the end (:class:`~streamls.errors.OutOfRangeWarning`).
     """
     sse = np.zeros(dataset.n_targets)
     moments: ColumnMoments | None = None
+    report = model.range_report(dataset.feature_names)
     for block in dataset.blocks(prefetch=prefetch):
         x, y = (block.x, block.y) if block.keep is None else (block.x[block.keep], block.y[block.keep])
         if len(x) == 0:
             continue
         y = np.asarray(y, dtype=np.float64)
-        pred = model.predict(x).reshape(len(x), -1)
+        pred = model.predict(x, range_report=report).reshape(len(x), -1)
         sse += ((y - pred) ** 2).sum(axis=0)
         part = ColumnMoments.of(y)
         moments = part if moments is None else moments + part
     if moments is None:
         raise SourceFormatError(f"{dataset.name}: no rows to evaluate (all {dataset.n_rows} rows dropped)")
+    if report is not None:
+        report.warn(dataset.x_source.name)
     mse = sse / moments.n
     with np.errstate(divide="ignore", invalid="ignore"):
         r2 = np.where(moments.m2 > 0, 1.0 - sse / moments.m2, np.nan)

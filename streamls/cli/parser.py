@@ -3,8 +3,10 @@
 Training flags default to "not given" (``argparse.SUPPRESS``) so that they can be laid
 over a ``--config`` file; their destinations are the configuration keys. The hyperparameter
 flags are made from the table of :mod:`streamls.hyperparameters` (type, bounds, choices,
-help and default). Unknown flags fail naming the closest valid flag; abbreviations are off
-so scripts stay unambiguous; every usage error is one line.
+help and default). A flag's earlier name (:data:`~streamls.cli.config.ALIASES`, such as
+``--seed`` for ``--random-state``) is a second option string of the same argument. Unknown
+flags fail naming the closest valid flag; abbreviations are off so scripts stay
+unambiguous; every usage error is one line.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from ..errors import ConfigError, closest
 from ..hyperparameters import Hyperparameter, argument_type, hyperparameter, hyperparameters, value_text
 from ..sources.dataset import DEFAULT_BLOCK_ROWS, NAN_POLICIES
 from .checkpoint import KEEP_CHECKPOINTS
-from .config import job_key
+from .config import aliases_of
 from .progress import LOG_FORMATS
 
 S = argparse.SUPPRESS
 #: Placeholders of hyperparameter values in usage lines, by kind (choices show themselves).
 _METAVARS = {"int": "N", "float": "X", "seed": "N"}
+
+#: What ``--block-rows`` means, in every command that has it.
+BLOCK_ROWS_HELP = "rows per block read, rounded up to whole stored chunks"
 
 EPILOG = """exit codes: 0 success, 2 usage error or bad input, 3 numerical failure,
 130 interrupted by SIGINT, 143 interrupted by SIGTERM (resume with `streamls train --resume RUN`)"""
@@ -80,7 +85,7 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help="inputs, or a table holding the targets too: data.h5:/X, data.zarr:X, data.npy")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--y", default=S, metavar="YDATA", help="targets, a data spec like DATA")
-    target.add_argument("--target-col", type=_int_list, default=S, metavar="N[,N...]",
+    target.add_argument(*options("target_cols"), type=_int_list, default=S, metavar="N[,N...]",
                         help="target column(s) of the DATA table (default: the last)")
     p.add_argument("--out-dir", default=S, metavar="RUN", help="run directory for model, checkpoints, logs, report")
     p.add_argument("--config", metavar="JOB.TOML", help="TOML file with these settings; flags override it")
@@ -90,8 +95,8 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
                    help=f"keep the last N checkpoints in RUN/checkpoints (default {KEEP_CHECKPOINTS})")
     _add_hyperparameters(p)
     data = p.add_argument_group("data and resources")
-    data.add_argument("--chunk-rows", type=positive_int, default=S, metavar="ROWS",
-                      help=f"rows per block, rounded up to whole stored chunks (default {DEFAULT_BLOCK_ROWS})")
+    data.add_argument(*options("block_rows"), type=positive_int, default=S, metavar="ROWS",
+                      help=f"{BLOCK_ROWS_HELP} (default {DEFAULT_BLOCK_ROWS})")
     data.add_argument("--nan-policy", choices=NAN_POLICIES, default=S, help="rows with NaN/Inf: error (default) or drop")
     data.add_argument("--memory-limit", default=S, metavar="SIZE",
                       help="keep the estimated peak under SIZE (4GiB, 500MB) by choosing the block size; "
@@ -108,6 +113,11 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def options(key: str) -> list[str]:
+    """The flag of job key ``key`` followed by those of its earlier names: ``["--random-state", "--seed"]``."""
+    return [flag(key), *map(flag, aliases_of(key))]
+
+
 def _default_text(spec: Hyperparameter) -> str:
     # An unset seed is drawn and recorded in the run directory, so every run can be repeated.
     return "None: drawn at random and recorded" if spec.default is None else value_text(spec.default)
@@ -117,9 +127,8 @@ def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     """A flag per hyperparameter of :class:`~streamls.TrainConfig`, its destination the job key."""
     group = parser.add_argument_group("hyperparameters (as in streamls.fit)")
     for spec in hyperparameters():
-        key = job_key(spec.name)
         group.add_argument(
-            flag(key), dest=key, type=argument_type(spec), choices=spec.choices or None, default=S,
+            *options(spec.name), dest=spec.name, type=argument_type(spec), choices=spec.choices or None, default=S,
             metavar=_METAVARS.get(spec.kind), help=f"{spec.help} (default {_default_text(spec)})",
         )
 
@@ -138,11 +147,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     commands = {"train": _add_train(sub, [output, threads])}
 
     p = sub.add_parser("predict", parents=[output, threads], allow_abbrev=False, epilog=EPILOG,
-                       help="stream predictions into a new HDF5/Zarr array")
+                       help="stream predictions into a new HDF5 or Zarr array, or CSV or Parquet file")
     p.add_argument("model", metavar="MODEL", help="model file (RUN/model.h5)")
     p.add_argument("data", metavar="DATA", help="inputs, a data spec")
-    p.add_argument("--out", required=True, metavar="OUT", help="output array: preds.h5:/yhat or preds.zarr:yhat")
-    p.add_argument("--chunk-rows", type=positive_int, metavar="ROWS", help="rows per block, rounded up to whole stored chunks")
+    p.add_argument("--out", required=True, metavar="OUT",
+                   help="output: an array preds.h5:/yhat or preds.zarr:yhat, or a table preds.csv, preds.csv.gz or "
+                        "preds.parquet; Zarr, CSV and Parquet also at fsspec URLs such as s3://bucket/preds.parquet")
+    p.add_argument(*options("block_rows"), type=positive_int, metavar="ROWS", help=BLOCK_ROWS_HELP)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     commands["predict"] = p
 
@@ -152,9 +163,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     p.add_argument("data", metavar="DATA", help="inputs, or a table whose last k columns are the targets")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--y", metavar="YDATA", help="targets")
-    target.add_argument("--target-col", type=_int_list, metavar="N[,N...]", help="target column(s) of the DATA table")
+    target.add_argument(*options("target_cols"), type=_int_list, metavar="N[,N...]",
+                        help="target column(s) of the DATA table")
     p.add_argument("--nan-policy", choices=NAN_POLICIES, default="error")
-    p.add_argument("--chunk-rows", type=positive_int, metavar="ROWS", help="rows per block, rounded up to whole stored chunks")
+    p.add_argument(*options("block_rows"), type=positive_int, metavar="ROWS", help=BLOCK_ROWS_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     commands["evaluate"] = p
 
@@ -171,7 +183,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                    help="hidden neurons (default 16)")
     p.add_argument("--max-iter", type=argument_type(hyperparameter("max_iter")), default=30,
                    help="most iterations (default 30)")
-    p.add_argument("--seed", type=argument_type(hyperparameter("random_state")), default=0, help="random seed (default 0)")
+    p.add_argument(*options("random_state"), type=argument_type(hyperparameter("random_state")), default=0,
+                   help="random seed (default 0)")
     p.add_argument("--out-dir", metavar="DIR", help="also write model, history and report here")
     commands["demo"] = p
     return parser, commands

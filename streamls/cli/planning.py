@@ -1,4 +1,4 @@
-"""What a training job runs on: its data opened in blocks, sized to ``--chunk-rows`` and ``--memory-limit``.
+"""What a training job runs on: its data opened in blocks, sized to ``--block-rows`` and ``--memory-limit``.
 
 Blocks are whole stored chunks of the inputs (see :func:`streamls.sources.dataset.round_block_rows`);
 under ``--memory-limit`` the block size and the number of block threads are the largest that
@@ -23,7 +23,7 @@ def open_dataset(job: JobConfig, block_rows: int | None) -> Dataset:
     """The job's data (opening files reads metadata only)."""
     if job.data is None:
         raise ConfigError("train needs DATA (the positional argument, or 'data' in the --config file)")
-    target_cols = job.target_col if job.target_col is None or len(job.target_col) > 1 else job.target_col[0]
+    target_cols = job.target_cols if job.target_cols is None or len(job.target_cols) > 1 else job.target_cols[0]
     return Dataset(job.data, job.y, target_cols=target_cols if job.y is None else None, nan_policy=job.nan_policy, block_rows=block_rows)
 
 
@@ -64,7 +64,7 @@ def planned_dataset(job: JobConfig) -> tuple[JobConfig, Dataset]:
 
     Raises :class:`~.resources.MemoryLimitError` before any row is read when the run cannot fit.
     """
-    dataset = open_dataset(job, job.chunk_rows)
+    dataset = open_dataset(job, job.block_rows)
     if job.memory_limit is not None and not job.uses_dask:
         chunk = dataset.x_source.chunk_rows
         estimate = memory_estimate(job, dataset)
@@ -72,7 +72,7 @@ def planned_dataset(job: JobConfig) -> tuple[JobConfig, Dataset]:
         if rows != dataset.block_rows:
             dataset.close()
             dataset = open_dataset(job, rows)
-    return replace(job, chunk_rows=dataset.block_rows), dataset
+    return replace(job, block_rows=dataset.block_rows), dataset
 
 
 def check_fits(job: JobConfig, dataset: Dataset) -> None:
@@ -85,7 +85,7 @@ def check_fits(job: JobConfig, dataset: Dataset) -> None:
 
 
 def block_size_note(requested: int | None, block_rows: int, source: Source) -> str | None:
-    """Why blocks of ``block_rows`` rows are read where ``--chunk-rows`` asked for fewer; ``None`` otherwise.
+    """Why blocks of ``block_rows`` rows are read where ``--block-rows`` asked for fewer; ``None`` otherwise.
 
     Blocks are whole stored chunks of ``source`` (a block that split a chunk would have it
     read and decompressed twice), so a request below the stored chunk is rounded up.
@@ -93,7 +93,7 @@ def block_size_note(requested: int | None, block_rows: int, source: Source) -> s
     if requested is None or block_rows <= requested:
         return None
     return (
-        f"--chunk-rows {requested}: reading blocks of {block_rows} rows instead, because blocks are whole stored "
+        f"--block-rows {requested}: reading blocks of {block_rows} rows instead, because blocks are whole stored "
         f"chunks of {source.name} ({source.chunk_rows} rows each), so that no chunk is read twice; for smaller "
         f"blocks, re-chunk the data: {rechunk_command(source.name, requested)}"
     )

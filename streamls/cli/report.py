@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..summary import FitSummary
 from .progress import LOSS_UNITS, target_units
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def _loss(record: Mapping[str, Any], key: str) -> float:
 def summary_markdown(
     history: Sequence[Mapping[str, Any]],
     hyperparameters: Mapping[str, Any],
-    info: Mapping[str, Any],
+    summary: FitSummary,
     image: str = REPORT_PNG,
     y_scale: Sequence[float] = (),
     test_mse: float | None = None,
@@ -109,7 +110,8 @@ def summary_markdown(
     The best iteration's losses are given standardised and, with one target (``y_scale``
     of length 1), in target units; ``test_mse`` (target units) where the caller has a test set.
     """
-    best = int(info.get("best_iteration", 0))
+    s = summary  # shortened for the lines below
+    best = s.best_iteration
     best_rec = next((r for r in history if int(r["iteration"]) == best), history[-1])
     train, val = _loss(best_rec, "train_loss"), _loss(best_rec, "val_loss")
     train_mse, val_mse = target_units(train, y_scale), target_units(val, y_scale)
@@ -120,23 +122,21 @@ def summary_markdown(
         "# streamls training report",
         "",
         (
-            f"Data: `{info.get('data', '?')}`: {info.get('n_rows', '?')} rows, {info.get('n_features', '?')} "
-            f"inputs, {info.get('n_targets', '?')} outputs; {info.get('n_train', '?')} training rows, "
-            f"{info.get('n_validation', '?')} validation rows, {info.get('dropped_rows', 0)} dropped."
+            f"Data: `{s.data}`: {s.n_rows} rows, {s.n_features} inputs, {s.n_targets} outputs; {s.n_train} training "
+            f"rows, {s.n_validation} validation rows, {s.dropped_rows} dropped."
         ),
         "",
         "| hyperparameter | value |",
         "|---|---|",
         *(f"| {k} | {_fmt(v)} |" for k, v in hyperparameters.items()),
         "",
-        f"Stopped after {int(history[-1]['iteration'])} iterations: {info.get('stop_reason', '?')}.",
+        f"Stopped after {int(history[-1]['iteration'])} iterations: {s.stop_reason}.",
         f"Best iteration {best}: training MSE {_fmt(train)}, validation MSE {_fmt(val)} ({LOSS_UNITS}).",
         *([f"In target units: {', '.join(in_target)}."] if in_target else []),
         (
-            f"Schedule {info.get('schedule', '?')}: stage {int(info.get('stage', 0)) + 1} of {info.get('n_stages', '?')}; "
-            f"the model was fitted on {info.get('n_fitted_rows', '?')} rows"
-            f"{', ended early as more rows no longer lowered the loss' if info.get('ended_early') else ''}; "
-            f"{info.get('rows_read', '?')} rows read from storage."
+            f"Schedule {s.schedule}: stage {s.stage + 1} of {s.n_stages}; the model was fitted on {s.n_fitted_rows} rows"
+            f"{', ended early as more rows no longer lowered the loss' if s.ended_early else ''}; "
+            f"{s.rows_read} rows read from storage."
         ),
         f"Total time {sum(float(r['seconds']) for r in history):.3g} s.",
         "",
@@ -150,13 +150,13 @@ def write_report(
     run_dir: str,
     history: Sequence[Mapping[str, Any]],
     hyperparameters: Mapping[str, Any],
-    info: Mapping[str, Any],
+    summary: FitSummary,
     y_scale: Sequence[float] = (),
     test_mse: float | None = None,
 ) -> tuple[str, str]:
     """Write ``report.png`` and ``report.md`` into ``run_dir``; returns their paths."""
     png, md = os.path.join(run_dir, REPORT_PNG), os.path.join(run_dir, REPORT_MD)
-    plot_history(history, png, str(info.get("data", "")), info.get("best_iteration"), y_scale)
+    plot_history(history, png, summary.data, summary.best_iteration, y_scale)
     with open(md, "w") as handle:
-        handle.write(summary_markdown(history, hyperparameters, info, y_scale=y_scale, test_mse=test_mse))
+        handle.write(summary_markdown(history, hyperparameters, summary, y_scale=y_scale, test_mse=test_mse))
     return png, md

@@ -51,4 +51,4 @@ def write_outputs(run_dir: str, result: TrainResult, test_mse: float | None = No
     model = result.model
     model.save(os.path.join(run_dir, MODEL))
     write_history(run_dir, result.history)
-    write_report(run_dir, model.history, model.hyperparameters, model.info, model.standardizer.y_scale, test_mse)
+    write_report(run_dir, model.history, model.hyperparameters, model.summary, model.standardizer.y_scale, test_mse)

@@ -85,7 +85,7 @@ def fresh_job(flags: dict[str, Any], config_file: str | None) -> JobConfig:
         y=absolute_spec(job.y) if job.y is not None else None,
         out_dir=os.path.abspath(job.out_dir),
         # A drawn seed is recorded, so every run can be repeated and resumed identically.
-        seed=job.seed if job.seed is not None else secrets.randbelow(2**31),
+        random_state=job.random_state if job.random_state is not None else secrets.randbelow(2**31),
         backend="dask" if job.uses_dask else job.backend,
     )
 
@@ -123,7 +123,7 @@ def run_train(flags: dict[str, Any], config_file: str | None, resume: str | None
             if os.path.exists(os.path.join(run_dir, MODEL)):
                 reporter.event("done", f"{run_dir} has finished already ({MODEL} exists); nothing to do", run_dir=run_dir)
                 return 0
-            dataset = open_dataset(job, job.chunk_rows)
+            dataset = open_dataset(job, job.block_rows)
             try:
                 check_fits(job, dataset)
                 return _train_in(run_dir, job, dataset, reporter, resuming=True)
@@ -137,7 +137,7 @@ def run_train(flags: dict[str, Any], config_file: str | None, resume: str | None
             f"{run_dir} holds a previous run ({', '.join(run_files(run_dir))}); continue it with "
             f"`streamls train --resume {run_dir}`, pass --overwrite to replace it, or choose another --out-dir"
         )
-    requested_rows = job.chunk_rows
+    requested_rows = job.block_rows
     job, dataset = planned_dataset(job)  # refuses before any row is read, and before RUN is touched
     try:
         os.makedirs(run_dir, exist_ok=True)
@@ -185,7 +185,7 @@ def _train_in(
 ) -> int:
     """Train into a locked run directory, logging to its ``train.log``; returns the exit code.
 
-    ``requested_rows`` is the ``--chunk-rows`` of a fresh run, before rounding to stored chunks.
+    ``requested_rows`` is the ``--block-rows`` of a fresh run, before rounding to stored chunks.
     """
     with open(os.path.join(run_dir, LOG), "a") as log:
         reporter.log_file = log

@@ -108,7 +108,7 @@ class CSVSource(Source):
         raise SourceFormatError(
             f"{self.path}: {backend} cannot split a CSV file among its workers: a CSV has no random row access "
             f"(each worker would read the whole file to find its rows). Convert it once: python -m data_tools "
-            f"convert {self.path} {out} --target-col -1, then train on '{out}:/X' with y '{out}:/y'; "
+            f"convert {self.path} {out} --target-cols -1, then train on '{out}:/X' with y '{out}:/y'; "
             f"or train with the local backend"
         )
 

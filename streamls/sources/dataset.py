@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -67,8 +68,42 @@ class Block:
 
 
 def round_block_rows(requested: int, chunk_rows: int) -> int:
-    """Round a block size up to whole stored chunks, so no chunk is read twice."""
+    """Round a block size up to whole stored chunks of ``chunk_rows`` rows, so no chunk is read twice."""
     return max(1, -(-requested // chunk_rows)) * chunk_rows
+
+
+def renamed_block_rows(owner: str, block_rows: int | None, chunk_rows: int | None) -> int | None:
+    """The rows per block of a call that may use ``chunk_rows``, the deprecated name of ``block_rows``.
+
+    ``chunk_rows`` meant the rows per block read in :func:`streamls.fit` and
+    :meth:`~streamls.TwoLayerModel.predict_to`; it now names only a source's stored chunk
+    (:attr:`Source.chunk_rows`), which blocks are rounded up to.
+
+    Parameters
+    ----------
+    owner : str
+        The function or class taking both, for the messages.
+    block_rows, chunk_rows : int or None
+        The values given under each name.
+
+    Returns
+    -------
+    int or None
+        The one that was given; with ``chunk_rows``, after a :class:`DeprecationWarning`
+        naming the call of ``owner``.
+
+    Raises
+    ------
+    ConfigError
+        When both are given.
+    """
+    if chunk_rows is None:
+        return block_rows
+    if block_rows is not None:
+        raise ConfigError(f"{owner}: pass block_rows only; chunk_rows is its deprecated name")
+    message = f"{owner}(chunk_rows=...) is deprecated; pass block_rows=..., the rows per block read"
+    warnings.warn(f"{message} (chunk_rows now names the stored chunk)", DeprecationWarning, stacklevel=3)
+    return chunk_rows
 
 
 def prefetched(tasks: Iterable[Callable[[], T]], enabled: bool = True) -> Generator[T, None, None]:
@@ -117,7 +152,7 @@ class Dataset:
         if nan_policy not in NAN_POLICIES:
             raise parameter_error("Dataset", "nan_policy", f"one of {NAN_POLICIES}", nan_policy)
         if block_rows is not None and (not isinstance(block_rows, (int, np.integer)) or block_rows < 1):
-            raise parameter_error("Dataset", "chunk_rows", "an int >= 1 or None", block_rows)
+            raise parameter_error("Dataset", "block_rows", "an int >= 1 or None", block_rows)
         self.x_source: Source = open_source(x, name="X")
         self.y_source: Source | None = None if y is None else open_source(y, name="y")
         self.nan_policy = nan_policy
