@@ -18,9 +18,12 @@ import zarr
 from streamls.sizes import format_size
 from streamls.sources import open_source
 from streamls.sources.base import Source
+from streamls.sources.csv import CSVSource
 from streamls.sources.dataset import round_block_rows
 from streamls.sources.hdf5 import list_datasets
+from streamls.sources.parquet import ParquetSource
 from streamls.sources.spec import HDF5_SUFFIXES, split_spec
+from streamls.sources.spec import _sniff as sniff_format
 from streamls.stats import ColumnMoments
 
 from .writing import progress_bar
@@ -58,6 +61,7 @@ class ArrayReport:
     compression: str
     stored_bytes: int
     columns: ColumnSummary | None = field(default=None)
+    column_names: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (``columns`` as a dict or None), for JSON output."""
@@ -77,7 +81,8 @@ class ArrayReport:
             c = self.columns
             lines.append(f"  {'column':>8} {'min':>13} {'max':>13} {'mean':>13} {'std':>13}")
             for j, values in enumerate(zip(c.min, c.max, c.mean, c.std)):
-                lines.append(f"  {j:>8} " + " ".join(f"{v:>13.6g}" for v in values))
+                label = f"{j}" if self.column_names is None else f"{j} {self.column_names[j]}"
+                lines.append(f"  {label:>8} " + " ".join(f"{v:>13.6g}" for v in values))
             lines.append(f"  {c.finite_rows} rows counted, {c.nonfinite_rows} with NaN or Inf left out")
         return "\n".join(lines)
 
@@ -85,7 +90,7 @@ class ArrayReport:
 def array_specs(path: str) -> list[str]:
     """Data specs of every array a path names: itself if it names one, else all arrays of the file."""
     base, inner = split_spec(path)
-    if inner or base.lower().endswith(".npy") or not os.path.exists(base):
+    if inner or not os.path.exists(base) or sniff_format(base) in ("npy", "csv", "parquet"):
         return [path]
     if base.lower().endswith(HDF5_SUFFIXES) or (os.path.isfile(base) and h5py.is_hdf5(base)):
         with h5py.File(base, "r") as handle:
@@ -97,7 +102,17 @@ def array_specs(path: str) -> list[str]:
 
 
 def storage(source: Source) -> tuple[tuple[int, ...] | None, str, int]:
-    """Chunk shape, compression and bytes on disk (``-1`` when unknown) of an opened source."""
+    """Chunk shape, compression and bytes on disk (``-1`` when unknown) of an opened source.
+
+    A table (CSV, Parquet) is stored in blocks of ``chunk_rows`` rows (a Parquet row group,
+    a CSV index step) of every column; its size is that of its file or files.
+    """
+    if isinstance(source, (CSVSource, ParquetSource)):
+        path = source.name.split(":")[0] if not os.path.exists(source.name) else source.name
+        files = [os.path.join(d, f) for d, _, fs in os.walk(path) for f in fs] if os.path.isdir(path) else [path]
+        stored = sum(os.path.getsize(f) for f in files) if all(os.path.exists(f) for f in files) else -1
+        codec = "gzip" if path.lower().endswith(".gz") else ("parquet" if isinstance(source, ParquetSource) else "none")
+        return (source.chunk_rows, source.n_cols), codec, stored
     array = source.array
     if isinstance(array, h5py.Dataset):
         codec = array.compression or "none"
@@ -158,7 +173,8 @@ def inspect_arrays(
             chunks, compression, stored = storage(source)
             summary = column_summary(source, block_rows, progress) if stats else None
             reports.append(
-                ArrayReport(source.name, source.shape, str(source.dtype), chunks, compression, stored, summary)
+                ArrayReport(source.name, source.shape, str(source.dtype), chunks, compression, stored, summary,
+                            source.column_names)
             )
         finally:
             source.close()

@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 import pytest
 import zarr
+from conftest import write_csv
 
 import streamls
 from data_tools import CSVFormatError, SynthSpec, convert, generate_rows, inspect_arrays, load_teacher, split, synth
@@ -32,18 +33,6 @@ def read(path: Path, name: str) -> np.ndarray:
         return zarr.open_group(str(path), mode="r")[name][...]
     with h5py.File(path, "r") as handle:
         return handle[name][...]
-
-
-def write_csv(path: Path, data: np.ndarray, header: list[str] | None = None, gz: bool = False) -> Path:
-    text = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in data)
-    if header:
-        text = ",".join(header) + "\n" + text
-    if gz:
-        with gzip.open(path, "wt") as handle:
-            handle.write(text)
-    else:
-        path.write_text(text)
-    return path
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -69,7 +58,7 @@ def table() -> np.ndarray:
 @pytest.mark.parametrize("gz", [True, False])
 def test_csv_round_trip_equals_loadtxt(tmp_path: Path, table: np.ndarray, fmt: str, header: bool, gz: bool) -> None:
     names = ["a", "b", "c", "d", "target"]
-    src = write_csv(tmp_path / ("in.csv.gz" if gz else "in.csv"), table, names if header else None, gz)
+    src = write_csv(tmp_path / ("in.csv.gz" if gz else "in.csv"), table, names if header else None)
     out = tmp_path / f"out.{fmt}"
     report = convert(src, out, target_cols=[-1], block_rows=333, chunk_rows=256)
     expected = np.loadtxt(src, delimiter=",", skiprows=int(header)).astype(np.float32)
@@ -409,3 +398,21 @@ def test_inspect_statistics_match_numpy(tmp_path: Path) -> None:
 def test_data_tools_errors_are_streamls_errors() -> None:
     assert issubclass(CSVFormatError, SourceFormatError) and issubclass(CSVFormatError, ValueError)
     assert os.fspath(UCI).endswith("shared/data/uci")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_inspect_reads_tables_with_their_column_names(tmp_path: Path, kind: str) -> None:
+    table = np.random.default_rng(3).normal(size=(300, 3))
+    if kind == "csv":
+        path = write_csv(tmp_path / "t.csv", table, ["a", "b", "y"])
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "t.parquet"
+        pq.write_table(pa.table({"a": table[:, 0], "b": table[:, 1], "y": table[:, 2]}), path, row_group_size=100)
+    (report,) = inspect_arrays(path)
+    assert report.shape == (300, 3) and report.column_names == ("a", "b", "y")
+    assert report.stored_bytes == os.path.getsize(path)
+    np.testing.assert_allclose(report.columns.mean, table.mean(axis=0), rtol=1e-12)
+    assert "  0 a" in report.text() or " 0 a " in report.text()
