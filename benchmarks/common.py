@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: the budget clock, the cores and the machine description."""
+"""Helpers shared by the benchmarks: the budget clock, the cores, the machine description and the real data."""
 
 from __future__ import annotations
 
@@ -8,10 +8,28 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+
+from streamls.sources import open_source
+
+#: The shared real data sets (``../shared/data/uci/NAME.csv.gz``: no header, last column the target).
+UCI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
+
+
+def uci_table(name: str) -> np.ndarray | None:
+    """The table ``UCI_DIR / NAME.csv.gz``, shape (n, d + 1), read by streamls' own CSV source; None if absent."""
+    path = UCI_DIR / f"{name}.csv.gz"
+    if not path.exists():
+        return None
+    source = open_source(str(path))
+    try:
+        return np.asarray(source.read(0, source.n_rows), dtype=np.float64)
+    finally:
+        source.close()
 
 #: The clocks a budget can be timed by: CPU seconds of this process, or wall seconds.
 CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": time.perf_counter}

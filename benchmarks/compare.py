@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import json
 import logging
 import math
@@ -55,7 +54,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from common import Clock, machine_info
+from common import UCI_DIR, Clock, machine_info, uci_table
 from peers import Learner, TorchLearner, mse
 from threadpoolctl import threadpool_limits
 
@@ -65,7 +64,6 @@ from streamls.synthetic import SynthSpec, Teacher, generate_rows
 from streamls.training import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
-UCI_DIR = REPO.parent / "shared" / "data" / "uci"
 REAL_DATASETS = ("protein", "kin40k", "elevators", "pol", "bike", "airfoil", "concrete")
 TEST_FRACTION = 0.2
 #: The synthetic dataset: streamls.synthetic's teacher (10 inputs, 20 ReLU units). Its
@@ -120,15 +118,6 @@ class Split:
     n_rows: int
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-
-
-def load_uci(name: str) -> np.ndarray | None:
-    """The table ``../shared/data/uci/NAME.csv.gz`` (last column the target), or None if absent."""
-    path = UCI_DIR / f"{name}.csv.gz"
-    if not path.exists():
-        return None
-    with gzip.open(path, "rt") as handle:
-        return np.loadtxt(handle, delimiter=",", ndmin=2)
 
 
 def teacher_table(n: int) -> np.ndarray:
@@ -740,7 +729,7 @@ def load_split(name: str, plan: Plan, seed: int) -> tuple[Split, bool] | None:
     """The dataset's split and whether it is real data; None (with a message) if absent."""
     if name == "synthetic":
         return standardised_split(name, teacher_table(plan.synthetic_rows), plan.max_train_rows, seed), False
-    table = load_uci(name)
+    table = uci_table(name)
     if table is None:
         print(f"skipping {name}: {UCI_DIR / (name + '.csv.gz')} not found", file=sys.stderr)
         return None

@@ -15,16 +15,15 @@ import argparse
 import json
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
+from common import UCI_DIR, uci_table
 from sklearn.datasets import load_diabetes
 from sklearn.model_selection import KFold, cross_val_score
 from threadpoolctl import threadpool_limits
 
 from streamls.sklearn import StreamLSRegressor
 
-UCI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
 ELEVATORS_ROWS = 3000
 SEEDS = (0, 1, 2)
 
@@ -33,11 +32,10 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The four data sets as ``(X, y)``; a missing UCI file is skipped with a message."""
     out = {"diabetes": load_diabetes(return_X_y=True)}
     for name in ("airfoil", "concrete", "elevators"):
-        path = UCI_DIR / f"{name}.csv.gz"
-        if not path.exists():
-            print(f"skipping {name}: {path} not found", file=sys.stderr)
+        table = uci_table(name)
+        if table is None:
+            print(f"skipping {name}: {UCI_DIR / (name + '.csv.gz')} not found", file=sys.stderr)
             continue
-        table = np.loadtxt(path, delimiter=",")
         if name == "elevators":
             table = table[np.random.default_rng(0).permutation(len(table))[:ELEVATORS_ROWS]]
         out[name] = (table[:, :-1], table[:, -1])

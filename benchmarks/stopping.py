@@ -27,9 +27,9 @@ import statistics
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
+from common import UCI_DIR, uci_table
 from threadpoolctl import threadpool_limits
 
 import streamls
@@ -38,7 +38,6 @@ from streamls.model import TwoLayerModel
 from streamls.schedule import run_stop_reason, stop_reason
 from streamls.state import IterationRecord
 
-UCI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
 DATASETS = ("airfoil", "concrete", "kin40k", "protein", "bike", "elevators", "pol")
 TEST_FRACTION = 0.2
 
@@ -51,11 +50,10 @@ def replay(records: Sequence[IterationRecord], stops: Callable[[Sequence[Iterati
 
 
 def run(name: str, seed: int, max_iter: int) -> dict[str, object] | None:
-    path = UCI_DIR / f"{name}.csv.gz"
-    if not path.exists():
-        print(f"skipping {name}: {path} not found", file=sys.stderr)
+    table = uci_table(name)
+    if table is None:
+        print(f"skipping {name}: {UCI_DIR / (name + '.csv.gz')} not found", file=sys.stderr)
         return None
-    table = np.loadtxt(path, delimiter=",")
     table = table[np.random.default_rng(seed).permutation(len(table))]
     n_test = int(TEST_FRACTION * len(table))
     test, train = table[:n_test], table[n_test:]

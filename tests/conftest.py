@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import zarr
 
+from streamls.sources import open_source
 from streamls.synthetic import SynthSpec, Teacher, generate_rows
 
 UCI_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "uci"
@@ -159,8 +160,11 @@ def load_uci(directory: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
     path = directory / f"{name}.csv.gz"
     if not path.exists():
         pytest.skip(f"real data file {path} is absent")
-    with gzip.open(path, "rt") as handle:
-        table = np.loadtxt(handle, delimiter=",", ndmin=2)
+    source = open_source(str(path))  # the package's own CSV source: one reader for every table
+    try:
+        table = np.asarray(source.read(0, source.n_rows), dtype=np.float64)
+    finally:
+        source.close()
     return table[:, :-1], table[:, -1]
 
 
