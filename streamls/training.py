@@ -249,7 +249,7 @@ class Trainer:
         anchors = standardizer.inputs(moments.anchors())
         W = initial_weights(anchors, cfg.hidden_units, rng)
         # Drawn after the first start, so that one start is the same whatever n_init.
-        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts - 1)]
+        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts(len(self.schedule.fractions)) - 1)]
         return self._fresh_state(W, np.zeros((cfg.hidden_units + 1, k)), standardizer, pool_fraction)
 
     def _moments_pass(self, request: MomentsRequest, pool_fraction: float) -> Any:
