@@ -26,6 +26,9 @@ from .errors import parameter_error
 #: up to every row; or read every row in every pass.
 SCHEDULES = ("sample", "sample-all", "full")
 
+#: Hidden-layer solves: dense (from the Gram ``P``) or matrix-free conjugate gradients.
+HIDDEN_SOLVERS = ("dense", "cg")
+
 #: The value of a hyperparameter that the data choose (:attr:`Hyperparameter.auto`).
 AUTO = "auto"
 
@@ -77,14 +80,20 @@ class Hyperparameter:
     default: Any = None
 
     @property
+    def words(self) -> tuple[str, ...]:
+        """The values of a ``"str"`` hyperparameter as typed: its choices, and ``"auto"`` if the data may choose."""
+        return (*self.choices, AUTO) if self.auto and self.choices else self.choices
+
+    @property
     def expected(self) -> str:
         """What a valid value is, as error messages say it: ``"an int in the range [1, inf)"``."""
         if self.choices:
-            return f"one of {self.choices}"
-        noun = "a float" if self.kind == "float" else "an int"
-        close = ")" if self.upper_open or math.isinf(self.high) else "]"
-        number = f"{noun} in the range [{value_text(self.low)}, {value_text(self.high)}{close}"
-        return f'"auto" or {number}' if self.auto else number
+            allowed = f"one of {self.choices}"
+        else:
+            noun = "a float" if self.kind == "float" else "an int"
+            close = ")" if self.upper_open or math.isinf(self.high) else "]"
+            allowed = f"{noun} in the range [{value_text(self.low)}, {value_text(self.high)}{close}"
+        return f'"auto" or {allowed}' if self.auto else allowed
 
     def is_valid(self, value: Any) -> bool:
         """Whether ``value`` is of the right kind and within the bounds or choices (bools are not numbers)."""
@@ -161,6 +170,10 @@ class TrainConfig:
     schedule: str = _declare("sample", "str", "which rows each pass reads: a growing random sample that ends once more "
                              "rows stop lowering the loss, the same grown to every row, or every row in every pass",
                              choices=SCHEDULES)
+    hidden_solver: str = _declare(AUTO, "str", "the hidden solve: \"dense\" from the (h(d+1))^2 Gram matrix P, \"cg\" "
+                                  "by conjugate gradients whose products are passes over the rows (memory h(d+1)^2); "
+                                  "\"auto\" takes the one of lower predicted cost whose matrices fit the memory limit",
+                                  choices=HIDDEN_SOLVERS, auto=True)
 
     def __post_init__(self) -> None:
         for spec in hyperparameters():

@@ -99,7 +99,7 @@ def constraint(spec: Hyperparameter) -> list[Any]:
     if spec.kind == "seed":
         return ["random_state"]
     if spec.choices:
-        return [StrOptions(set(spec.choices))]
+        return [StrOptions(set(spec.words))]
     high = None if math.isinf(spec.high) else spec.high
     closed = "left" if spec.upper_open or high is None else "both"
     interval = Interval(Integral if spec.kind == "int" else Real, spec.low, high, closed=closed)
@@ -130,6 +130,7 @@ class _StreamLSBase(BaseEstimator):
         validation_fraction: float = TrainConfig.validation_fraction,
         n_init: int | str = TrainConfig.n_init,
         schedule: str = TrainConfig.schedule,
+        hidden_solver: str = TrainConfig.hidden_solver,
         random_state: Any = TrainConfig.random_state,
         block_rows: int | None = None,
         chunk_rows: int | None = None,
@@ -144,6 +145,7 @@ class _StreamLSBase(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_init = n_init
         self.schedule = schedule
+        self.hidden_solver = hidden_solver
         self.random_state = random_state
         self.block_rows = block_rows
         self.chunk_rows = chunk_rows

@@ -154,13 +154,23 @@ def hidden_system(P: np.ndarray, Q: np.ndarray, s: np.ndarray, B: np.ndarray) ->
     M : numpy.ndarray, shape (h p, h p)
     r : numpy.ndarray, shape (h p,)
     """
+    V = B[:-1]
+    h, p = V.shape[0], len(s) // V.shape[0]
+    M = (P.reshape(h, p, h, p) * (V @ V.T)[:, None, :, None]).reshape(h * p, h * p)
+    return M, hidden_rhs(Q, s, B)
+
+
+def hidden_rhs(Q: np.ndarray, s: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Right-hand side ``r = sum_c (V[:, c] kron 1_p) o (Q[:, c] - b0_c s)`` of the hidden layer, shape (h p,)."""
     V, b0 = B[:-1], B[-1]
     h, k = V.shape
-    p = len(s) // h
-    M = (P.reshape(h, p, h, p) * (V @ V.T)[:, None, :, None]).reshape(h * p, h * p)
-    centred = Q.reshape(h, p, k) - s.reshape(h, p, 1) * b0
-    r = (V[:, None, :] * centred).sum(axis=2).reshape(h * p)
-    return M, r
+    centred = Q.reshape(h, -1, k) - s.reshape(h, -1, 1) * b0
+    return (V[:, None, :] * centred).sum(axis=2).ravel()
+
+
+def centred_target_sum(sum_y: np.ndarray, sum_yy: np.ndarray, n: int, b0: np.ndarray) -> float:
+    """``sum_ic (y_ic - b0_c)^2`` from the target sums: the constant of :func:`hidden_loss`."""
+    return float(sum_yy.sum() - 2 * b0 @ sum_y + n * b0 @ b0)
 
 
 def solve_hidden_layer(
@@ -218,7 +228,7 @@ def hidden_loss(
 
     ``sum (y - b0)^2 - 2 w^T r + w^T M w``.
     """
-    centred = float(sum_yy.sum() - 2 * b0 @ sum_y + n * b0 @ b0)
+    centred = centred_target_sum(sum_y, sum_yy, n, b0)
     return centred - 2 * float(w @ r) + float(w @ (M @ w))
 
 
@@ -454,7 +464,7 @@ def fixed_pattern_losses(
     M: np.ndarray, r: np.ndarray, w: np.ndarray, sum_y: np.ndarray, sum_yy: np.ndarray, n: int, b0: np.ndarray
 ) -> np.ndarray:
     """:func:`hidden_loss` of each column of ``w`` (h p, r) at once: shape (r,)."""
-    centred = float(sum_yy.sum() - 2 * b0 @ sum_y + n * b0 @ b0)
+    centred = centred_target_sum(sum_y, sum_yy, n, b0)
     return centred - 2 * (r @ w) + np.einsum("ir,ir->r", w, M @ w)
 
 

@@ -36,6 +36,12 @@ class IterationRecord:
     l2_output, l2_hidden : float
         The relative ridge terms of the solves that produced the model (chosen by the data
         with ``l2="auto"``).
+    hidden_solver : {"dense", "cg", ""}
+        The hidden solve that produced the model ("" for the initial model).
+    cg_iterations : int
+        Product passes of the matrix-free solve (0 for the dense one).
+    cg_residual : float
+        Its final relative residual (``nan`` for the dense solve).
     """
 
     iteration: int
@@ -59,6 +65,9 @@ class IterationRecord:
     fresh_gap_se: float = math.nan
     l2_output: float = math.nan
     l2_hidden: float = math.nan
+    hidden_solver: str = ""
+    cg_iterations: int = 0
+    cg_residual: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,9 @@ class SolveOutcome:
     damping: float = math.nan
     l2_output: float = math.nan
     l2_hidden: float = math.nan
+    hidden_solver: str = ""
+    cg_iterations: int = 0
+    cg_residual: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .hyperparameters import AUTO
+from .matrix_free import Products, solve_hidden_matrix_free
 from .solvers import (
     choose_hidden_layer,
     choose_output_layer,
@@ -48,8 +49,12 @@ class Step:
 class SolverStrategy(Protocol):
     """Turns the statistics of the current model's pass into the next model."""
 
-    def step(self, stats: PassStatistics, state: TrainState) -> Step:
-        """The next model from ``stats`` (a pass with hidden-layer sums) and the current ``state``."""
+    def step(self, stats: PassStatistics, state: TrainState, products: Products | None = None) -> Step:
+        """The next model from ``stats`` (a pass with hidden-layer sums) and the current ``state``.
+
+        ``products`` applies the pass's fixed-pattern ``M`` by further passes over the same
+        rows, for statistics in the block form (the matrix-free hidden solve).
+        """
 
 
 #: Adaptive damping: the factor after a rise of the realised loss, after a fall, and the
@@ -75,6 +80,9 @@ def next_damping(previous: float, train_losses: Sequence[float], initial: float)
 class AlternatingRidge:
     """Output-layer ridge solve, then the damped fixed-pattern hidden solve (METHOD.md).
 
+    The hidden solve is dense (eigendecomposition or Cholesky of ``M`` from ``P``) or, for
+    statistics in the block form, matrix-free (:mod:`streamls.matrix_free`).
+
     Parameters
     ----------
     l2 : float or "auto"
@@ -88,36 +96,57 @@ class AlternatingRidge:
     l2: float | str
     damping: float
 
-    def step(self, stats: PassStatistics, state: TrainState) -> Step:
+    def step(self, stats: PassStatistics, state: TrainState, products: Products | None = None) -> Step:
         """Both half-steps from one pass; the damping adapts to the current stage's realised losses."""
-        assert stats.P is not None and stats.Q is not None and stats.s is not None
+        assert stats.Q is not None and stats.s is not None
         start = time.perf_counter()
         n, k = max(stats.n, 1), stats.C.shape[1]
         # Losses of different samples are not comparable: only this stage's tell rise from fall.
         losses = [r.train_loss for r in state.stage_history()]
         damping = next_damping(state.solve.damping, losses, self.damping)
-        if self.l2 == AUTO:
+        auto = self.l2 == AUTO
+        if auto:
             B, out_report, out_choice = choose_output_layer(stats.G, stats.C, stats.sum_yy, stats.held_out)
-            W, hid_report, M, r, hid_choice = choose_hidden_layer(
-                stats.P, stats.Q, stats.s, B, (stats.sum_y, stats.sum_yy, stats.n), stats.held_out, damping, state.W
-            )
-            l2_output, l2_hidden = out_choice.l2, hid_choice.l2
+            l2_output = out_choice.l2
         else:
-            l2_output = l2_hidden = float(self.l2)
+            l2_output = float(self.l2)
             B, out_report = solve_output_layer(stats.G, stats.C, l2_output)
-            W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2_hidden, damping, state.W)
-        predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
+        train = (stats.sum_y, stats.sum_yy, stats.n)
+        if stats.D is not None:
+            assert products is not None, "the matrix-free hidden solve needs product passes"
+            previous = state.solve.l2_hidden
+            matrix_free = solve_hidden_matrix_free(
+                stats.D, stats.Q, stats.s, B, train, products, None if auto else l2_output, damping, state.W,
+                stats.held_out, previous if math.isfinite(previous) else l2_output,
+            )
+            W, l2_hidden, predicted = matrix_free.W, matrix_free.l2, matrix_free.predicted
+            logdet = condition = math.nan
+            hidden_warning, solver = None, ("cg", matrix_free.iterations, matrix_free.residual)
+        else:
+            assert stats.P is not None
+            if auto:
+                W, hid_report, M, r, hid_choice = choose_hidden_layer(stats.P, stats.Q, stats.s, B, train, stats.held_out, damping, state.W)
+                l2_hidden = hid_choice.l2
+            else:
+                l2_hidden = l2_output
+                W, hid_report, M, r = solve_hidden_layer(stats.P, stats.Q, stats.s, B, l2_hidden, damping, state.W)
+            predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
+            logdet, condition, hidden_warning = hid_report.logdet, hid_report.condition, hid_report.warning
+            solver = ("dense", 0, math.nan)
         W, V = rebalance(W, B[:-1])
-        warnings = [w for w in (out_report.warning, hid_report.warning) if w]
+        warnings = [w for w in (out_report.warning, hidden_warning) if w]
         outcome = SolveOutcome(
             predicted_loss=predicted / (n * k),
             output_loss=output_loss(stats.G, stats.C, stats.sum_yy, B) / (n * k),
-            logdet=hid_report.logdet,
-            condition=hid_report.condition,
+            logdet=logdet,
+            condition=condition,
             warning="; ".join(warnings) or None,
             seconds=time.perf_counter() - start,
             damping=damping,
             l2_output=l2_output,
             l2_hidden=l2_hidden,
+            hidden_solver=solver[0],
+            cg_iterations=solver[1],
+            cg_residual=solver[2],
         )
         return Step(W, np.vstack([V, B[-1:]]), outcome)

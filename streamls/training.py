@@ -28,12 +28,15 @@ from .backends import Backend
 from .errors import NumericalError, SourceFormatError, parameter_error
 from .hyperparameters import TrainConfig
 from .initialization import anchor_candidates, initial_weights
+from .matrix_free import Products, dense_hidden_solve
 from .model import TwoLayerModel
 from .schedule import RowSchedule, Stage, monitored_losses
 from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
+from .stats.passes import ProductRequest
+from .stats.products import HiddenProducts
 from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
 from .summary import FitSummary
@@ -347,7 +350,7 @@ class Trainer:
         if decision.action == "stop":
             assert decision.reason is not None
             return state, self._result(state, stats, decision.reason)
-        step = self.solver.step(stats, state)
+        step = self.solver.step(stats, state, self._products(state))
         del stats  # the next pass builds new matrices; do not hold two sets at once
         if decision.final:
             logger.info("stage %d: rows new to the model fit as well as the sample; this stage is the last", stage.index)
@@ -370,21 +373,54 @@ class Trainer:
         request = StatisticsRequest(
             state.standardizer, state.W, state.B, self.config.alpha, self.holdout, state.W_prev, hidden,
             Sample(stage.fraction, self.seed), stage.seen, held_out=self.config.auto_l2 and self.holdout.fraction > 0,
+            dense=self._dense_hidden(state),
         )
-        in_pool = stage.fraction <= state.pool_fraction
-        # The pool holds about pool_rows * f / f_pool of a pooled stage's rows.
-        rows = round(self._pool_rows * stage.fraction / state.pool_fraction) if in_pool else self.dataset.n_rows
-        self._announce(self._pass_label(state.iteration, stage, in_pool), rows)
         start = time.perf_counter()
-        if in_pool:
-            stats = self.backend.run_pooled(self._pool, request)
+        stats = self._run(state, request, self._pass_label(state.iteration, stage, self._in_pool(state)))
+        seconds = time.perf_counter() - start
+        return stats, seconds
+
+    def _in_pool(self, state: TrainState) -> bool:
+        return self.schedule.stage(state.stage).fraction <= state.pool_fraction
+
+    def _stage_rows(self, state: TrainState) -> int:
+        """Rows a pass of the current stage reads: about ``pool_rows * f / f_pool`` of the pool, or every stored row."""
+        if self._in_pool(state):
+            return round(self._pool_rows * self.schedule.stage(state.stage).fraction / state.pool_fraction)
+        return self.dataset.n_rows
+
+    def _run(self, state: TrainState, request: Any, label: str) -> Any:
+        """Run ``request`` over the current stage's rows, from the pool or from storage (counted as read)."""
+        rows = self._stage_rows(state)
+        self._announce(label, rows)
+        if self._in_pool(state):
+            result = self.backend.run_pooled(self._pool, request)
         else:
-            stats = self.backend.run(self.dataset, request)
+            result = self.backend.run(self.dataset, request)
             self.rows_read += rows
             self._unrecorded_reads += rows
-        seconds = time.perf_counter() - start
         self._last_pass_rows = rows
-        return stats, seconds
+        return result
+
+    def _dense_hidden(self, state: TrainState) -> bool:
+        """Whether this pass's hidden solve is dense (:func:`streamls.matrix_free.dense_hidden_solve`)."""
+        cfg = self.config
+        rows = self._stage_rows(state)
+        p, k = self.dataset.n_features + 1, self.dataset.n_targets
+        return dense_hidden_solve(cfg.hidden_solver, rows, cfg.hidden_units, p, k, cfg.auto_l2, self.pool_budget)
+
+    def _products(self, state: TrainState) -> Products:
+        """``M`` of the current pass applied by product passes over the same rows (the matrix-free solve)."""
+        stage = self.schedule.stage(state.stage)
+        sample = Sample(stage.fraction, self.seed)
+        validation = self.config.auto_l2 and self.holdout.fraction > 0
+        label = self._pass_label(state.iteration, stage, self._in_pool(state)) + ", product"
+
+        def products(V: np.ndarray, directions: np.ndarray) -> HiddenProducts:
+            request = ProductRequest(state.standardizer, state.W, V, directions, self.config.alpha, self.holdout, sample, validation)
+            return self._run(state, request, label)
+
+        return products
 
     def _pass_label(self, iteration: int, stage: Stage, in_pool: bool) -> str:
         if len(self.schedule.fractions) == 1:
@@ -426,6 +462,9 @@ class Trainer:
             fresh_gap_se=gap_se,
             l2_output=solve.l2_output,
             l2_hidden=solve.l2_hidden,
+            hidden_solver=solve.hidden_solver,
+            cg_iterations=solve.cg_iterations,
+            cg_residual=solve.cg_residual,
         )
         self._unrecorded_reads = 0
         if not math.isfinite(record.train_loss):

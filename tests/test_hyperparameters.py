@@ -76,6 +76,7 @@ def test_messages_keep_the_project_template() -> None:
         ("l2", -1.0, "\"auto\" or a float in the range [0, inf)"),
         ("random_state", -1, "an int in the range [0, inf)"),
         ("schedule", "fast", "one of ('sample', 'sample-all', 'full')"),
+        ("hidden_solver", "lu", "\"auto\" or one of ('dense', 'cg')"),
     ]:
         with pytest.raises(ConfigError) as info:
             TrainConfig(**{name: value})
@@ -113,6 +114,7 @@ def test_fit_trains_with_every_hyperparameter_given() -> None:
     values = {
         "hidden_units": 3, "alpha": 0.1, "l2": 1e-3, "damping": 0.1, "max_iter": 2, "tol": 0.0,
         "n_iter_no_change": 2, "random_state": 1, "validation_fraction": 0.2, "schedule": "full", "n_init": 2,
+        "hidden_solver": "cg",
     }
     assert set(values) == set(SPECS) and all(values[n] != s.default for n, s in SPECS.items())
     result = streamls.fit(X, y, prefetch=False, **values)  # prefetch: an option of the local backend
@@ -167,7 +169,7 @@ def test_train_flag_for_each_hyperparameter(name: str) -> None:
     action = train_action(name)
     assert action.dest == name and action.default is argparse.SUPPRESS  # laid over the --config file
     assert action.option_strings == [flag(name), *(["--seed"] if name == "random_state" else [])]  # and an earlier name
-    assert action.choices == (spec.choices or None)
+    assert action.choices == (spec.words or None)
     assert action.help is not None and action.help.endswith(")")
     assert f"(default {value_text(spec.default)}" in action.help
     if spec.default is not None:

@@ -140,7 +140,7 @@ _COUNTS = frozenset({"block_rows", "dask_workers", "threads", "keep_checkpoints"
 _CHOICES = {
     "nan_policy": NAN_POLICIES,
     "backend": BACKENDS,
-    **{spec.name: spec.choices for spec in hyperparameters() if spec.choices},
+    **{spec.name: spec.words for spec in hyperparameters() if spec.choices},
 }
 
 

@@ -128,7 +128,7 @@ def _add_hyperparameters(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hyperparameters (as in streamls.fit)")
     for spec in hyperparameters():
         group.add_argument(
-            *options(spec.name), dest=spec.name, type=argument_type(spec), choices=spec.choices or None, default=S,
+            *options(spec.name), dest=spec.name, type=argument_type(spec), choices=spec.words or None, default=S,
             metavar=_METAVARS.get(spec.kind), help=f"{spec.help} (default {_default_text(spec)})",
         )
 

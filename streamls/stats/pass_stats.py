@@ -5,7 +5,8 @@ model, one read of a block of standardised rows gives everything both half-steps
 
 - ``G = sum phi phi^T`` and ``C = sum phi y^T`` with ``phi = [a * u; 1]`` (output layer);
 - ``P = sum (a a^T) kron (x~ x~^T)``, ``Q = sum (a kron x~) y^T``, ``s = sum a kron x~``
-  (hidden layer, for any output weights);
+  (hidden layer, for any output weights); or, for the matrix-free hidden solve, only the
+  diagonal blocks of ``P``, ``D_j = sum a_j^2 x~ x~^T``, besides ``Q`` and ``s``;
 - the loss of the current model, pattern statistics and the validation loss.
 
 Every field is a sum over rows, so partial results from blocks, partitions or workers add.
@@ -32,7 +33,9 @@ class HeldOutSums:
 
     With them the validation loss of any output layer ``B`` is exact,
     ``sum_yy - 2 tr(B^T C) + tr(B^T G B)``, and so is that of any hidden layer under the
-    pass's activation pattern (:func:`streamls.solvers.hidden_loss`).
+    pass's activation pattern (:func:`streamls.solvers.hidden_loss`). For the matrix-free
+    hidden solve ``P`` is ``None``: the products with the validation rows' ``M`` come from
+    product passes (:class:`streamls.stats.products.HiddenProducts`).
 
     Attributes
     ----------
@@ -40,7 +43,7 @@ class HeldOutSums:
     sum_y, sum_yy : numpy.ndarray, shape (k,)
     G : numpy.ndarray, shape (h + 1, h + 1)
     C : numpy.ndarray, shape (h + 1, k)
-    P : numpy.ndarray, shape (h p, h p)
+    P : numpy.ndarray, shape (h p, h p), or None
     Q : numpy.ndarray, shape (h p, k)
     s : numpy.ndarray, shape (h p,)
     """
@@ -50,17 +53,23 @@ class HeldOutSums:
     sum_yy: np.ndarray
     G: np.ndarray
     C: np.ndarray
-    P: np.ndarray
+    P: np.ndarray | None
     Q: np.ndarray
     s: np.ndarray
 
     def __add__(self, other: HeldOutSums) -> HeldOutSums:
-        return HeldOutSums(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return HeldOutSums(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
 
     @classmethod
-    def of(cls, a: np.ndarray, x_aug: np.ndarray, phi: np.ndarray, y: np.ndarray) -> HeldOutSums:
-        """The sums over rows with slopes ``a`` (m, h), inputs ``x_aug`` (m, p), features ``phi`` (m, h + 1), targets ``y`` (m, k)."""
-        P, Q, s = hidden_gram(a, x_aug, y)
+    def of(cls, a: np.ndarray, x_aug: np.ndarray, phi: np.ndarray, y: np.ndarray, dense: bool = True) -> HeldOutSums:
+        """The sums over rows with slopes ``a`` (m, h), inputs ``x_aug`` (m, p), features ``phi`` (m, h + 1), targets ``y`` (m, k).
+
+        ``dense=False`` leaves ``P`` out.
+        """
+        if dense:
+            P, Q, s = hidden_gram(a, x_aug, y)
+        else:
+            P, (Q, s) = None, hidden_rhs_sums(a, x_aug, y)
         return cls(len(y), y.sum(axis=0), (y**2).sum(axis=0), phi.T @ phi, phi.T @ y, P, Q, s)
 
 
@@ -98,7 +107,10 @@ class PassStatistics:
     P : numpy.ndarray, shape (h p, h p), or None
     Q : numpy.ndarray, shape (h p, k), or None
     s : numpy.ndarray, shape (h p,), or None
-        ``None`` in an evaluation-only pass.
+        ``None`` in an evaluation-only pass; ``P`` is also ``None`` in the block form.
+    D : numpy.ndarray, shape (h, p, p), or None
+        The block form's per-neuron Grams ``D_j = sum a_j^2 x~ x~^T`` (the diagonal blocks of
+        ``P``), for the matrix-free hidden solve; ``None`` otherwise.
     held_out : HeldOutSums or None
         The validation rows' sums, when the pass was asked for them (to choose the ridge).
     """
@@ -122,6 +134,7 @@ class PassStatistics:
     P: np.ndarray | None = None
     Q: np.ndarray | None = None
     s: np.ndarray | None = None
+    D: np.ndarray | None = None
     held_out: HeldOutSums | None = None
 
     def __add__(self, other: PassStatistics) -> PassStatistics:
@@ -129,8 +142,8 @@ class PassStatistics:
 
     @property
     def has_hidden(self) -> bool:
-        """Whether the hidden-layer sums ``P``, ``Q`` and ``s`` are present (False for an evaluation-only pass)."""
-        return self.P is not None
+        """Whether the hidden-layer sums are present, dense or block form (False for an evaluation-only pass)."""
+        return self.Q is not None
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -227,6 +240,46 @@ def hidden_gram(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.nda
     return gram[:hp, :hp].copy(), gram[:hp, hp : hp + k].copy(), gram[:hp, hp + k].copy()
 
 
+def hidden_rhs_sums(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Q`` and ``s`` of a block of rows without ``P``.
+
+    Parameters
+    ----------
+    a : numpy.ndarray, shape (m, h)
+    x_aug : numpy.ndarray, shape (m, p)
+    y : numpy.ndarray, shape (m, k)
+
+    Returns
+    -------
+    Q : numpy.ndarray, shape (h p, k)
+    s : numpy.ndarray, shape (h p,)
+    """
+    (m, h), k = a.shape, y.shape[1]
+    weighted = np.empty((m, h, k + 1))
+    np.multiply(a[:, :, None], y[:, None, :], out=weighted[:, :, :k])
+    weighted[:, :, k] = a
+    sums = (x_aug.T @ weighted.reshape(m, h * (k + 1))).reshape(-1, h, k + 1).transpose(1, 0, 2)  # (h, p, k + 1)
+    return sums[:, :, :k].reshape(-1, k), sums[:, :, k].ravel()
+
+
+def neuron_grams(active: np.ndarray, x_aug: np.ndarray, alpha: float) -> np.ndarray:
+    """The diagonal blocks of ``P``: ``D_j = sum_i a_ij^2 x~_i x~_i^T`` for each neuron, shape (h, p, p).
+
+    With slopes in ``{alpha, 1}``, ``D_j = alpha^2 X~^T X~ + (1 - alpha^2) X~_j^T X~_j`` over
+    the rows ``X~_j`` where neuron ``j`` is active (``active``, bool, shape (m, h)): one
+    Gram of about half the rows per neuron, ``h p^2 / 4`` multiply-adds per row.
+    """
+    h, p = active.shape[1], x_aug.shape[1]
+    blocks = np.empty((h, p, p))
+    for j in range(h):
+        rows = x_aug[active[:, j]]
+        blocks[j] = rows.T @ rows  # numpy runs syrk for a product with its own transpose
+    if alpha != 0.0:
+        blocks *= 1.0 - alpha**2
+        blocks += alpha**2 * (x_aug.T @ x_aug)
+    return blocks
+
+
 def symmetric_from_upper(upper: np.ndarray) -> np.ndarray:
     """The symmetric matrix whose upper triangle is ``upper``'s, C-ordered."""
     full = np.triu(upper)
@@ -247,6 +300,7 @@ def block_statistics(
     dropped: int = 0,
     fresh: np.ndarray | None = None,
     held_out: bool = False,
+    dense: bool = True,
 ) -> PassStatistics:
     """Statistics of one block of standardised rows for the model ``(W, B)``.
 
@@ -272,6 +326,8 @@ def block_statistics(
         Rows new to the model, whose loss is also summed apart (validation rows never count).
     held_out : bool
         Whether to sum :class:`HeldOutSums` over the validation rows too (with ``hidden``).
+    dense : bool
+        With ``hidden``: build ``P`` (True) or the block form's ``D`` (False).
     """
     x_aug = augment(x)
     u, a, phi = hidden_features(x_aug, W, alpha)
@@ -280,7 +336,7 @@ def block_statistics(
     held = None
     if held_out and hidden:
         val = np.zeros(len(y), dtype=bool) if validation is None else validation
-        held = HeldOutSums.of(a[val], x_aug[val], phi[val], y[val])
+        held = HeldOutSums.of(a[val], x_aug[val], phi[val], y[val], dense)
     if validation is not None and validation.any():
         val_sse = (residual[validation] ** 2).sum(axis=0)
         val_sse_sq = float((row_error[validation] ** 2).sum())
@@ -293,9 +349,11 @@ def block_statistics(
         val_sse, val_sse_sq, n_val = np.zeros(y.shape[1]), 0.0, 0
     fresh_error = row_error[fresh] if fresh is not None else row_error[:0]
     flips = 0 if W_prev is None else int(((x_aug @ W_prev.T > 0) != (u > 0)).sum())
-    P = Q = s = None
-    if hidden:
+    P = Q = s = D = None
+    if hidden and dense:
         P, Q, s = hidden_gram(a, x_aug, y)
+    elif hidden:
+        (Q, s), D = hidden_rhs_sums(a, x_aug, y), neuron_grams(u > 0, x_aug, alpha)
     return PassStatistics(
         n=len(y),
         sum_y=y.sum(axis=0),
@@ -316,5 +374,6 @@ def block_statistics(
         P=P,
         Q=Q,
         s=s,
+        D=D,
         held_out=held,
     )

@@ -21,10 +21,11 @@ from ..errors import StatisticsError, parameter_error
 from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
-from .pass_stats import PassStatistics, block_statistics
+from .pass_stats import PassStatistics, augment, block_statistics, pattern
+from .products import HiddenProducts, hidden_products
 from .sample import Sample, block_bytes
 
-S = TypeVar("S", DataMoments, PassStatistics)
+S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts)
 
 
 class PassRequest(Protocol[S]):  # type: ignore[misc]
@@ -152,6 +153,9 @@ class StatisticsRequest:
     held_out : bool
         Whether to sum the validation rows' :class:`~streamls.stats.pass_stats.HeldOutSums`
         too, which score candidate layers (``l2="auto"``).
+    dense : bool
+        Build the dense ``P``; else the block form for the matrix-free hidden solve
+        (``D``, ``h p^2`` numbers).
     """
 
     standardizer: Standardizer
@@ -164,13 +168,16 @@ class StatisticsRequest:
     sample: Sample = Sample()
     seen: float = 0.0
     held_out: bool = False
+    dense: bool = True
 
     @property
     def statistics_bytes(self) -> int:
         """Bytes of the Gram matrices a block builds: ``(h p + k + 1)^2`` float64 (twice with
-        ``held_out``), or ``(h + 1)^2`` without ``P``."""
+        ``held_out``), ``h p^2`` in the block form, or ``(h + 1)^2`` without hidden sums."""
         if not self.hidden:
             return 8 * self.B.shape[0] ** 2
+        if not self.dense:
+            return 8 * self.W.size * self.W.shape[1]
         return 8 * (self.W.size + self.B.shape[1] + 1) ** 2 * (2 if self.held_out else 1)
 
     def on_block(self, block: Block) -> PassStatistics:
@@ -207,7 +214,62 @@ class StatisticsRequest:
             dropped=dropped,
             fresh=fresh,
             held_out=self.held_out,
+            dense=self.dense,
         )
+
+
+@dataclass(frozen=True)
+class ProductRequest:
+    """A product pass of the matrix-free hidden solve: ``M v`` for directions ``v`` (see :mod:`.products`).
+
+    The pattern is that of ``W`` (the pass's model); ``M`` is the fixed-pattern matrix of
+    output weights ``V``. Covers the same rows as the statistics pass it follows.
+
+    Attributes
+    ----------
+    standardizer : Standardizer
+    W : numpy.ndarray, shape (h, d + 1)
+        Hidden weights that fix the pattern.
+    V : numpy.ndarray, shape (h, k)
+    directions : numpy.ndarray, shape (r, h, d + 1)
+    alpha : float
+    holdout : Holdout
+    sample : Sample
+    validation : bool
+        Whether to sum the validation rows' products too (else they are zeros).
+    """
+
+    standardizer: Standardizer
+    W: np.ndarray
+    V: np.ndarray
+    directions: np.ndarray
+    alpha: float
+    holdout: Holdout
+    sample: Sample = Sample()
+    validation: bool = False
+
+    @property
+    def statistics_bytes(self) -> int:
+        """Bytes of one block's products: two ``(r, h, p)`` arrays."""
+        return 16 * self.directions.size
+
+    def on_block(self, block: Block) -> HiddenProducts:
+        """The products over the block's kept rows of the sample, training and validation rows apart.
+
+        Returns
+        -------
+        HiddenProducts
+            ``train`` and ``validation``, each shape (r, h, p).
+        """
+        x, _, validation = _kept(self.sample.of(block), self.holdout)
+        x_aug = augment(self.standardizer.inputs(x))
+        a = pattern(x_aug @ self.W.T, self.alpha)
+        train = hidden_products(x_aug[~validation], a[~validation], self.V, self.directions)
+        if self.validation and validation.any():
+            held = hidden_products(x_aug[validation], a[validation], self.V, self.directions)
+        else:
+            held = np.zeros_like(train)
+        return HiddenProducts(train, held)
 
 
 def accumulate(
