@@ -250,6 +250,8 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
             # The record is of the pass that led to this model (its train_loss is model iteration - 1's).
             "train_loss": record.train_loss, "stage": getattr(record, "stage", None),
             "sample_rows": getattr(record, "sample_rows", None), "rows_read": getattr(record, "rows_read", None),
+            "rows_per_second": record.rows_per_second, "hidden_solver": getattr(record, "hidden_solver", None),
+            "cg_iterations": getattr(record, "cg_iterations", None),
         })
         eval_seconds += time.perf_counter() - now
         if cap is not None and seconds >= cap:
@@ -260,7 +262,7 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         result = streamls.fit(f"{train}:/X", f"{train}:/y", hidden_units=spec["hidden"], random_state=spec["seed"],
-                              callback=callback, **kwargs)
+                              callback=callback, **kwargs, **spec.get("fit", {}))
     except _BudgetReached:
         result = None
     wall = time.perf_counter() - start

@@ -30,7 +30,7 @@ from .hyperparameters import TrainConfig
 from .initialization import anchor_candidates, initial_weights
 from .matrix_free import Products, dense_hidden_solve
 from .model import TwoLayerModel
-from .schedule import RowSchedule, Stage, monitored_losses
+from .schedule import MATRIX_FREE_MIN_STAGES, MIN_STAGES, RowSchedule, Stage, monitored_losses
 from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
@@ -207,12 +207,19 @@ class Trainer:
         self.seed = config.random_state or 0
         self.holdout = Holdout(config.validation_fraction, self.seed)
         h, d, k = config.hidden_units, dataset.n_features, dataset.n_targets
-        self.schedule = RowSchedule.for_run(config.schedule, dataset.n_rows, h * (d + 1) + (h + 1) * k, config.tol, config.n_iter_no_change)
         self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping)
         if isinstance(memory_limit, (int, np.integer)) and not isinstance(memory_limit, bool) and memory_limit >= 0:
             self.pool_budget = int(memory_limit)  # 0: no pool, every stage streamed
         else:
             self.pool_budget = default_pool_budget() if memory_limit is None else parse_size(memory_limit)
+        # The dense solve's matrices must fit the memory limit (without one, or with 0 for no
+        # pool, the default share of available memory).
+        self.matrix_budget = self.pool_budget if self.pool_budget > 0 else default_pool_budget()
+        dense = dense_hidden_solve(config.hidden_solver, dataset.n_rows, h, d + 1, k, config.auto_l2, self.matrix_budget)
+        self.schedule = RowSchedule.for_run(
+            config.schedule, dataset.n_rows, h * (d + 1) + (h + 1) * k, config.tol, config.n_iter_no_change,
+            MIN_STAGES if dense else MATRIX_FREE_MIN_STAGES,
+        )
         self.rows_read = 0
         self.dropped: int | None = None
         self._pool: Any = None
@@ -407,7 +414,7 @@ class Trainer:
         cfg = self.config
         rows = self._stage_rows(state)
         p, k = self.dataset.n_features + 1, self.dataset.n_targets
-        return dense_hidden_solve(cfg.hidden_solver, rows, cfg.hidden_units, p, k, cfg.auto_l2, self.pool_budget)
+        return dense_hidden_solve(cfg.hidden_solver, rows, cfg.hidden_units, p, k, cfg.auto_l2, self.matrix_budget)
 
     def _products(self, state: TrainState) -> Products:
         """``M`` of the current pass applied by product passes over the same rows (the matrix-free solve)."""

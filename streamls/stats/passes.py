@@ -264,8 +264,11 @@ class ProductRequest:
         x, _, validation = _kept(self.sample.of(block), self.holdout)
         x_aug = augment(self.standardizer.inputs(x))
         a = pattern(x_aug @ self.W.T, self.alpha)
+        if not validation.any():
+            train = hidden_products(x_aug, a, self.V, self.directions)
+            return HiddenProducts(train, np.zeros_like(train))
         train = hidden_products(x_aug[~validation], a[~validation], self.V, self.directions)
-        if self.validation and validation.any():
+        if self.validation:
             held = hidden_products(x_aug[validation], a[validation], self.V, self.directions)
         else:
             held = np.zeros_like(train)
