@@ -166,7 +166,7 @@ class TrainConfig:
                                           low=0, high=1, upper_open=True)
     n_init: int | str = _declare(AUTO, "int", "random starts raced on the first sample stage (held in memory) for up to "
                                  "25 iterations each, the one with the lowest loss going on; \"auto\": 4 with "
-                                 "l2=\"auto\" on data too small to sample, else 1", low=1, auto=True)
+                                 "l2=\"auto\" on data too small to sample and a dense hidden solve, else 1", low=1, auto=True)
     schedule: str = _declare("sample", "str", "which rows each pass reads: a growing random sample that ends once more "
                              "rows stop lowering the loss, the same grown to every row, or every row in every pass",
                              choices=SCHEDULES)
@@ -184,13 +184,15 @@ class TrainConfig:
         """Whether the ridge is chosen from the data."""
         return self.l2 == AUTO
 
-    def starts(self, stages: int) -> int:
+    def starts(self, stages: int, matrix_free: bool = False) -> int:
         """Random starts of a run of ``stages`` sample stages: ``n_init`` with ``"auto"`` resolved.
 
-        ``"auto"`` is :data:`AUTO_STARTS` with ``l2="auto"`` on data of one stage, else 1.
+        ``"auto"`` is :data:`AUTO_STARTS` with ``l2="auto"`` on data of one stage whose hidden
+        solve is dense, else 1: a matrix-free iteration costs tens of passes, and a race of
+        four starts would spend most of the run's time on the starts it drops.
         """
         if self.n_init == AUTO:
-            return AUTO_STARTS if self.auto_l2 and stages == 1 else 1
+            return AUTO_STARTS if self.auto_l2 and stages == 1 and not matrix_free else 1
         return int(self.n_init)
 
 

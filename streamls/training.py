@@ -216,6 +216,7 @@ class Trainer:
         # pool, the default share of available memory).
         self.matrix_budget = self.pool_budget if self.pool_budget > 0 else default_pool_budget()
         dense = dense_hidden_solve(config.hidden_solver, dataset.n_rows, h, d + 1, k, config.auto_l2, self.matrix_budget)
+        self.matrix_free = not dense
         self.schedule = RowSchedule.for_run(
             config.schedule, dataset.n_rows, h * (d + 1) + (h + 1) * k, config.tol, config.n_iter_no_change,
             MIN_STAGES if dense else MATRIX_FREE_MIN_STAGES,
@@ -259,7 +260,7 @@ class Trainer:
         anchors = standardizer.inputs(moments.anchors())
         W = initial_weights(anchors, cfg.hidden_units, rng)
         # Drawn after the first start, so that one start is the same whatever n_init.
-        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts(len(self.schedule.fractions)) - 1)]
+        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts(len(self.schedule.fractions), self.matrix_free) - 1)]
         return self._fresh_state(W, np.zeros((cfg.hidden_units + 1, k)), standardizer, pool_fraction)
 
     def _moments_pass(self, request: MomentsRequest, pool_fraction: float) -> Any:
