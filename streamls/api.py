@@ -66,7 +66,8 @@ def fit(
         With ``y=None``: the target columns of ``X`` (default: the last), by index or, where
         the source has column names (Parquet, a CSV header), by name.
     block_rows : int, optional
-        Rows per block read (rounded up to whole stored chunks of ``X``). Default 65536.
+        Rows per block read (rounded up to whole stored chunks of ``X``). Default 65536, fewer
+        for rows of more than 15 inputs (at most 8 MiB of float64 rows, at least 4096 rows).
     nan_policy : {"error", "drop"}
     init : TwoLayerModel or path, optional
         Warm start from a model (its standardisation is kept).

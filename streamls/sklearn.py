@@ -200,7 +200,8 @@ class StreamLSRegressor(RegressorMixin, _StreamLSBase):
     ----------
     {hyperparameters}
     block_rows : int, optional
-        Rows per block read when streaming (default 65536), rounded up to whole stored chunks.
+        Rows per block read when streaming (default 65536, fewer for rows of more than 15
+        inputs), rounded up to whole stored chunks.
     chunk_rows : int, optional
         Deprecated name of ``block_rows`` (it warns).
 

@@ -309,6 +309,18 @@ def test_sampled_schedule_on_dask_equals_local(client: Client, sampled_path: str
     assert [r.rows_read for r in distributed.history] == [r.rows_read for r in local.history]
 
 
+@pytest.mark.parametrize("memory_limit", [None, 700_000], ids=["all-pooled", "stage-0-pooled"])
+def test_matrix_free_training_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
+    """The product passes run over the pool where it is held, or over storage, like every pass."""
+    X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
+    settings = dict(SAMPLED_FIT, max_iter=8, hidden_solver="cg", l2=1e-3)
+    local, distributed = local_and_dask(client, X, y, memory_limit=memory_limit, **settings)
+    assert_same_model(distributed, local, rtol=1e-8)
+    assert {r.hidden_solver for r in distributed.history[1:]} == {"cg"}
+    assert [r.cg_iterations for r in distributed.history] == [r.cg_iterations for r in local.history]
+    assert [r.rows_read for r in distributed.history] == [r.rows_read for r in local.history]
+
+
 def test_worker_killed_while_holding_the_pool_changes_nothing(client: Client, sampled_path: str) -> None:
     X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
     backend = DaskBackend(client=client)

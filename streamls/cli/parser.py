@@ -96,7 +96,7 @@ def _add_train(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentP
     _add_hyperparameters(p)
     data = p.add_argument_group("data and resources")
     data.add_argument(*options("block_rows"), type=positive_int, default=S, metavar="ROWS",
-                      help=f"{BLOCK_ROWS_HELP} (default {DEFAULT_BLOCK_ROWS})")
+                      help=f"{BLOCK_ROWS_HELP} (default {DEFAULT_BLOCK_ROWS}, fewer for rows of more than 15 inputs)")
     data.add_argument("--nan-policy", choices=NAN_POLICIES, default=S, help="rows with NaN/Inf: error (default) or drop")
     data.add_argument("--memory-limit", default=S, metavar="SIZE",
                       help="keep the estimated peak under SIZE (4GiB, 500MB) by choosing the block size; "

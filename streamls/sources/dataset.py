@@ -20,6 +20,19 @@ NAN_POLICIES = ("error", "drop")
 #: Default rows per block when the caller names none: large enough for fast I/O and BLAS,
 #: small enough that a block of float64 rows stays far below memory.
 DEFAULT_BLOCK_ROWS = 65536
+#: For wide rows the default holds at most this many bytes of float64 inputs (with the bias
+#: column), but never fewer than :data:`MIN_DEFAULT_BLOCK_ROWS` rows: the element-wise work
+#: and the skinny products of a pass run faster on blocks that stay in cache, and every pass
+#: holds a few float64 copies of a block per thread. At d = 128 (2 cores) a matrix-free
+#: product took 1.11 us per row in 8192-row blocks, 1.42 in 16384 and 4.13 in 65536, and the
+#: run's peak RSS fell from 1.11 GB with 65536-row blocks to 0.83 GB with 16384.
+DEFAULT_BLOCK_BYTES = 8 << 20
+MIN_DEFAULT_BLOCK_ROWS = 4096
+
+
+def default_block_rows(n_features: int) -> int:
+    """Rows per block when the caller names none: :data:`DEFAULT_BLOCK_ROWS`, fewer for rows over 15 columns."""
+    return int(min(DEFAULT_BLOCK_ROWS, max(MIN_DEFAULT_BLOCK_ROWS, DEFAULT_BLOCK_BYTES // (8 * (n_features + 1)))))
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,7 @@ class Dataset:
         if self.n_features < 1:
             raise SourceFormatError(f"{self.x_source.name}: holds no input columns")
         chunk = self.x_source.chunk_rows
-        self.block_rows = round_block_rows(block_rows or DEFAULT_BLOCK_ROWS, chunk)
+        self.block_rows = round_block_rows(block_rows or default_block_rows(self.n_features), chunk)
 
     @property
     def name(self) -> str:
