@@ -50,12 +50,13 @@ def write_files(directory: str, n: int, seed: int = 0, d: int = D, zarr_too: boo
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(d)
     with h5py.File(h5_path, "w") as h5:
-        hx = h5.create_dataset("X", (n, d), np.float32, chunks=(CHUNK_ROWS, d))
-        hy = h5.create_dataset("y", (n,), np.float32, chunks=(CHUNK_ROWS,))
+        chunk = min(CHUNK_ROWS, n)
+        hx = h5.create_dataset("X", (n, d), np.float32, chunks=(chunk, d))
+        hy = h5.create_dataset("y", (n,), np.float32, chunks=(chunk,))
         if zarr_too:
             group = zarr.open_group(zarr_path, mode="w")
-            zx = group.create_array("X", shape=(n, d), dtype=np.float32, chunks=(CHUNK_ROWS, d), compressors=None)
-            zy = group.create_array("y", shape=(n,), dtype=np.float32, chunks=(CHUNK_ROWS,), compressors=None)
+            zx = group.create_array("X", shape=(n, d), dtype=np.float32, chunks=(chunk, d), compressors=None)
+            zy = group.create_array("y", shape=(n,), dtype=np.float32, chunks=(chunk,), compressors=None)
         for start in range(0, n, CHUNK_ROWS):
             m = min(CHUNK_ROWS, n - start)
             x = rng.standard_normal((m, d)).astype(np.float32)

@@ -60,12 +60,12 @@ def test_local_backend_runs_large_statistics_one_block_at_a_time() -> None:
     d, k = 40, 1
     standardizer = Standardizer(np.zeros(d), np.ones(d), np.zeros(k), np.ones(k))
     small = StatisticsRequest(standardizer, rng.standard_normal((4, d + 1)), np.zeros((5, k)), 0.0, Holdout())
-    large = StatisticsRequest(standardizer, rng.standard_normal((16, d + 1)), np.zeros((17, k)), 0.0, Holdout())
+    large = StatisticsRequest(standardizer, rng.standard_normal((24, d + 1)), np.zeros((25, k)), 0.0, Holdout())
     backend = LocalBackend(workers=2)
     with threadpool_limits(limits=2, user_api="blas"):
         assert backend.workers_for(MomentsRequest(Holdout(), np.arange(3))) == min(2, available_threads())
         assert backend.workers_for(small) == min(2, available_threads())
-        # 16 * 41 = 656 unknowns: a 3.4 MB Gram matrix per block; BLAS threads share that one.
+        # 24 * 41 = 984 unknowns: a 7.8 MB Gram matrix per block; BLAS threads share that one.
         assert backend.workers_for(large) == 1
 
 

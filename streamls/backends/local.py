@@ -15,12 +15,13 @@ from ..stats.sample import banded, drained, in_sample
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
-#: Above this size of one block's statistics (a Gram matrix about 360 wide) the rank-k
+#: Above this size of one block's statistics (a Gram matrix about 720 wide) the rank-k
 #: update dominates a pass and one multi-threaded syrk beats several single-threaded ones
 #: that each stream their own matrix through the cache. Measured on 2 cores, blocks in
 #: parallel over one block thread: 1.31x at 72 hidden unknowns, 1.63-1.73x at 272-288,
-#: 0.95x at 544 and 0.61-0.63x at 1056-2048.
-PARALLEL_BLOCKS_MAX_BYTES = 1 << 20
+#: 1.39x at 544 (in memory; 1.27x from HDF5) and 0.75x at 1056 (from HDF5), with the
+#: cache-sized blocks and tiles of the current code (an older version measured 0.95x at 544).
+PARALLEL_BLOCKS_MAX_BYTES = 4 << 20
 
 
 @dataclass
