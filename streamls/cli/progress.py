@@ -29,6 +29,7 @@ LOG_FORMATS = ("text", "json")
 ITERATION_FIELDS = (
     "iteration", "train_loss", "val_loss", "predicted_loss", "flip_fraction", "logdet",
     "dead_neurons", "seconds", "rows_per_second", "warning", "stage", "sample_rows", "rows_read",
+    "l2_output", "l2_hidden", "hidden_solver", "cg_iterations", "cg_residual",
 )
 
 
@@ -68,6 +69,8 @@ def iteration_text(record: IterationRecord) -> str:
         f"flips {number_text(record.flip_fraction, '.4g')}  logdet {number_text(record.logdet, '.6g')}  "
         f"{record.seconds:.2f}s  {record.rows_per_second:.3g} rows/s"
     )
+    if record.hidden_solver == "cg":
+        text += f"  cg {record.cg_iterations} products, residual {record.cg_residual:.2g}"
     return text + (f"  warning: {record.warning}" if record.warning else "")
 
 
