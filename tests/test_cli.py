@@ -397,6 +397,22 @@ def test_sigkill_after_third_checkpoint_then_resume(long_job: dict) -> None:
     assert [i for i, _ in checkpoint_files(str(run))] == [23, 24, 25]  # pruned to the last few, after the resume too
 
 
+def test_matrix_free_run_killed_and_resumed_gives_the_uninterrupted_model(long_job: dict) -> None:
+    """The matrix-free solve's one carried choice (the last ridge, where its next run starts) is in the checkpoint."""
+    tmp = long_job["tmp"]
+    args = [*long_job["args"], "--hidden-solver", "cg", "--max-iter", "8"]
+    cli("train", *args, "--out-dir", "cg-reference", cwd=tmp)
+    run = tmp / "cg-killed"
+    proc = popen("train", *args, "--out-dir", str(run), cwd=tmp)
+    wait_for(checkpoint_path(str(run), 3), proc)
+    proc.kill()
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    cli("train", "--resume", str(run), cwd=tmp)
+    assert_same_model(str(run / MODEL), str(tmp / "cg-reference" / MODEL))
+    assert {r["hidden_solver"] for r in streamls.load_model(str(run / MODEL)).history[1:]} == {"cg"}
+
+
 def test_damaged_newest_checkpoint_falls_back_to_a_kept_one(long_job: dict) -> None:
     """Pruning keeps checkpoints before the newest, so a damaged newest one still leaves a resume point."""
     tmp, run = long_job["tmp"], long_job["tmp"] / "damaged"

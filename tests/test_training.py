@@ -292,8 +292,10 @@ def test_initial_hyperplanes_pass_through_training_rows() -> None:
     assert ((active > 0) & (active < 1)).all()
 
 
-def test_resuming_from_a_saved_state_gives_the_uninterrupted_result() -> None:
-    config = TrainConfig(hidden_units=5, max_iter=6, tol=0, random_state=2, validation_fraction=0.1)
+@pytest.mark.parametrize("hidden_solver", ["dense", "cg"])
+def test_resuming_from_a_saved_state_gives_the_uninterrupted_result(hidden_solver: str) -> None:
+    """The matrix-free solve starts from the previous iteration's ridge, which the state carries."""
+    config = TrainConfig(hidden_units=5, max_iter=6, tol=0, random_state=2, validation_fraction=0.1, hidden_solver=hidden_solver)
     full = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(
         Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).initial_state()
     )
