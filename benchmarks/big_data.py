@@ -569,10 +569,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         return report
     finally:
         if not args.keep:
-            for path in written:
-                path.unlink(missing_ok=True)
-            if made_dir:
-                shutil.rmtree(data_dir, ignore_errors=True)
+            remove_data(written, data_dir if made_dir else None)
+
+
+def remove_data(written: list[Path], made_dir: Path | None) -> None:
+    """Delete the data files a run wrote, and the temporary folder it made (if any)."""
+    for path in written:
+        path.unlink(missing_ok=True)
+    if made_dir is not None:
+        shutil.rmtree(made_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

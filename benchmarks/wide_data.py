@@ -48,6 +48,7 @@ from big_data import (  # noqa: E402  (the children and their figures are big_da
     heldout_loss,
     heldout_rows,
     ratio,
+    remove_data,
     train_moments,
 )
 from common import machine_info  # noqa: E402
@@ -234,10 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return report
     finally:
         if not args.keep:
-            for path in written:
-                path.unlink(missing_ok=True)
-            if made_dir:
-                shutil.rmtree(data_dir, ignore_errors=True)
+            remove_data(written, data_dir if made_dir else None)
 
 
 if __name__ == "__main__":
