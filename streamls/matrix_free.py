@@ -278,6 +278,16 @@ class MatrixFreeStep:
     choice: RidgeChoice | None = None
 
 
+def fixed_pattern_losses_of(w: np.ndarray, Mw: np.ndarray, r: np.ndarray, centred: float) -> np.ndarray:
+    """``centred - 2 w^T r + w^T M w`` for each of ``w`` (c, h, p), with its products ``Mw`` known: shape (c,).
+
+    :func:`streamls.solvers.fixed_pattern_losses` without ``M``; ``centred`` is
+    :func:`~streamls.solvers.centred_target_sum` of the same rows as ``r`` and ``Mw``.
+    """
+    flat = w.reshape(len(w), -1)
+    return centred - 2 * flat @ r.ravel() + np.einsum("ci,ci->c", flat, Mw.reshape(len(w), -1))
+
+
 def mean_block_diagonal(D: np.ndarray, weights: np.ndarray) -> float:
     """The mean diagonal of ``M``, ``sum_j ||V_j||^2 tr(D_j) / (h p)``, which relative ridges multiply (1 if 0)."""
     mean = float((weights * np.trace(D, axis1=1, axis2=2)).sum()) / (D.shape[0] * D.shape[1])
@@ -345,20 +355,19 @@ def solve_hidden_matrix_free(
     shift = first_l2 * scale + prox
     solve = conjugate_gradients(apply, rhs, shift, BlockJacobi.of(D, weights, shift), W_current, None, tol, max_iter)
     iterations, choice, chosen = solve.iterations + 1, None, first_l2
+    sum_y, sum_yy, n = train
+    centred = centred_target_sum(sum_y, sum_yy, n, b0)
     if l2 is None:
         ridges = grid * scale
         candidates, applied = subspace_solutions(solve, r, ridges)
-        flat = candidates.reshape(len(grid), -1)
         k = B.shape[1]
         if held_out is not None and held_out.n > 0:
             r_val = hidden_rhs(held_out.Q, held_out.s, B)
-            centred = centred_target_sum(held_out.sum_y, held_out.sum_yy, held_out.n, b0)
-            losses = centred - 2 * flat @ r_val + np.einsum("ri,ri->r", flat, applied.validation.reshape(len(grid), -1))
+            centred_val = centred_target_sum(held_out.sum_y, held_out.sum_yy, held_out.n, b0)
+            losses = fixed_pattern_losses_of(candidates, applied.validation, r_val, centred_val)
             scores, criterion = losses / (held_out.n * k), "validation"
         else:
-            sum_y, sum_yy, n = train
-            centred = centred_target_sum(sum_y, sum_yy, n, b0)
-            rss = centred - 2 * flat @ r.ravel() + np.einsum("ri,ri->r", flat, applied.train.reshape(len(grid), -1))
+            rss = fixed_pattern_losses_of(candidates, applied.train, r, centred)
             scores, criterion = gcv_score(rss, block_dof(np.linalg.eigvalsh(D), weights, ridges), n * k), "gcv"
         best = int(np.argmin(scores))
         chosen, choice = float(grid[best]), RidgeChoice(float(grid[best]), criterion, scores)
@@ -367,9 +376,7 @@ def solve_hidden_matrix_free(
             start, known = subspace_solutions(solve, rhs, np.array([shift]))
             solve = conjugate_gradients(apply, rhs, shift, BlockJacobi.of(D, weights, shift), start[0], known, tol, max_iter, solve.target)
             iterations += solve.iterations
-    sum_y, sum_yy, n = train
-    w = solve.w.ravel()
-    predicted = centred_target_sum(sum_y, sum_yy, n, b0) - 2 * float(w @ r.ravel()) + float(w @ solve.products.train[0].ravel())
+    predicted = float(fixed_pattern_losses_of(solve.w[None], solve.products.train, r, centred)[0])
     if not math.isfinite(predicted):
         raise NumericalError("hidden layer (conjugate gradients): the predicted loss is not finite")
     return MatrixFreeStep(solve.w, chosen, iterations, solve.residual, predicted, choice)
