@@ -19,7 +19,9 @@ from streamls.sources import Dataset
 from streamls.split import row_ranks, row_uniforms
 from streamls.state import IterationRecord, TrainState
 from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
-from streamls.stats.sample import POOL_BUILD_COPIES, Sample
+from streamls.sources import Block
+from streamls.stats import sample as pool_layout
+from streamls.stats.sample import POOL_BUILD_COPIES, Sample, banded, in_sample
 from streamls.training import pooled_row_bytes
 
 DATA = teacher_data(n=60000, d=5, hidden=4, seed=3)
@@ -150,6 +152,39 @@ def test_stage_statistics_equal_numpy_on_exactly_the_sampled_rows(pooled: bool, 
         assert moments.pooled_bytes == moments.pooled_rows * pooled_row_bytes(dataset)
 
 
+@pytest.mark.parametrize("min_in_place", [0, 300, 10**9], ids=["all-in-place", "mixed", "all-gathered"])
+def test_a_pooled_stage_is_exactly_its_sampled_rows_and_large_bands_are_not_copied(min_in_place: int, monkeypatch) -> None:
+    monkeypatch.setattr(pool_layout, "MIN_IN_PLACE_ROWS", min_in_place)
+    n, pool_fraction = 20000, 0.8
+    edges = (0.05, 0.1, 0.2, 0.4, pool_fraction)
+    X, y = DATA.X[:n], DATA.y[:n, None]
+    keep = np.ones(n, bool)
+    keep[::7] = False  # rows dropped by nan_policy="drop"
+    stored = [Block(lo, X[lo : lo + 1500], y[lo : lo + 1500], keep[lo : lo + 1500]) for lo in range(0, n, 1500)]
+    pooled = [Sample(pool_fraction, SEED).taken(block, edges) for block in stored]
+    pool = banded(list(pooled), edges, rows_per_block=700)
+    ranks = row_ranks(np.arange(n), SEED)
+    for f in edges:
+        stage = in_sample(pool, Sample(f, SEED))
+        index = np.concatenate([b.index for b in stage])
+        np.testing.assert_array_equal(np.sort(index), np.flatnonzero((ranks < f) & keep))
+        np.testing.assert_array_equal(np.concatenate([b.x for b in stage]), X[index])
+        np.testing.assert_array_equal(np.concatenate([b.y for b in stage]), y[index])
+        np.testing.assert_array_equal(np.concatenate([b.ranks for b in stage]), ranks[index])
+    uncopied = [b for b in pool if any(np.shares_memory(b.x, p.x) for p in pooled)]
+    if min_in_place == 0:
+        assert len(uncopied) == len(pool) == len(pooled)
+    elif min_in_place == 300:
+        # The first three bands (about 260 rows per block) are gathered, in blocks of 700 rows.
+        gathered = pool[: len(pool) - len(uncopied)]
+        assert len(uncopied) == len(pooled) and all((b.ranks >= 0.2).all() for b in uncopied)
+        assert all((b.ranks < 0.2).all() for b in gathered)
+        sizes = [((ranks[keep] >= lo) & (ranks[keep] < hi)).sum() for lo, hi in [(0, 0.05), (0.05, 0.1), (0.1, 0.2)]]
+        assert len(gathered) == sum(math.ceil(size / 700) for size in sizes)
+    else:
+        assert not uncopied
+
+
 # ----------------------------------------------------------------------------- whole runs
 
 
@@ -189,11 +224,14 @@ def test_a_sampled_run_grows_through_stages_and_records_them(reference) -> None:
         {"workers": 2},
         {"memory_limit": "pool of stage 0 only"},
         {"memory_limit": 0},
+        {"in_place": 0},
     ],
-    ids=["blocks-1000", "blocks-7000-no-prefetch", "1-thread", "2-threads", "partial-pool", "no-pool"],
+    ids=["blocks-1000", "blocks-7000-no-prefetch", "1-thread", "2-threads", "partial-pool", "no-pool", "pool-in-place"],
 )
-def test_a_seeded_sampled_run_is_the_same_whatever_the_blocks_threads_and_pool(stored: str, reference, variant: dict) -> None:
+def test_a_seeded_sampled_run_is_the_same_whatever_the_blocks_threads_and_pool(stored: str, reference, variant: dict, monkeypatch) -> None:
     options = dict(variant)
+    if "in_place" in options:  # the pool's bands left in the stored blocks instead of gathered
+        monkeypatch.setattr(pool_layout, "MIN_IN_PLACE_ROWS", options.pop("in_place"))
     dataset = Dataset(f"{stored}:/X", f"{stored}:/y", block_rows=options.pop("block_rows", 4000))
     if options.get("memory_limit") == "pool of stage 0 only":
         first = reference.history[0].sample_rows / 0.8  # training rows of stage 0, validation included

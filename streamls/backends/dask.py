@@ -39,7 +39,7 @@ from ..errors import ConfigError, StreamLSError, parameter_error
 from ..sources import Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import banded, drained, in_sample
+from ..stats.sample import banded, in_sample
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def partition_pool(dataset: Dataset, request: MomentsRequest, start: int, stop: 
     """The moments task of a pooling pass: the partition's moments and its pooled rows, in rank bands."""
     part = partition_statistics(dataset, request, start, stop)
     assert part.stats is not None
-    blocks = banded(drained(list(part.stats.pooled)), request.bands, dataset.block_rows)
+    blocks = banded(list(part.stats.pooled), request.bands, dataset.block_rows)
     return Partial(start, stop, replace(part.stats, pooled=tuple(blocks)))
 
 

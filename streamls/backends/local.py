@@ -11,7 +11,7 @@ from ..errors import parameter_error
 from ..sources import Block, Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
 from ..stats.passes import accumulate_blocks
-from ..stats.sample import banded, drained, in_sample
+from ..stats.sample import banded, in_sample
 
 S = TypeVar("S", DataMoments, PassStatistics)
 
@@ -77,7 +77,7 @@ class LocalBackend:
         moments = self.run(dataset, request)
         blocks = list(moments.pooled)
         moments = replace(moments, pooled=())  # the list is now the rows' only holder, so merging frees them
-        return moments, LocalPool(banded(drained(blocks), request.bands, dataset.block_rows))
+        return moments, LocalPool(banded(blocks, request.bands, dataset.block_rows))
 
     def run_pooled(self, pool: LocalPool, request: StatisticsRequest) -> PassStatistics:
         """Sum ``request``'s statistics over the pooled blocks holding its sample, blocks on :meth:`workers_for` threads."""

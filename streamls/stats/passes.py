@@ -116,7 +116,7 @@ class MomentsRequest:
         lo, hi = np.searchsorted(self.anchor_candidates, [block.start, block.stop])
         local = self.anchor_candidates[lo:hi] - block.start
         local = local[train[local]]
-        kept = () if self.pool is None else (self.pool.taken(block),)
+        kept = () if self.pool is None else (self.pool.taken(block, self.bands),)
         return DataMoments(
             ColumnMoments.of(block.x[train]),
             ColumnMoments.of(block.y[train]),
