@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import NumericalError
-from .solvers import L2_GRID, RidgeChoice, centred_target_sum, gcv_score, hidden_rhs
+from .solvers import L2_GRID, RidgeChoice, best_score, centred_target_sum, gcv_score, hidden_rhs
 from .stats.pass_stats import HeldOutSums
 from .stats.products import HiddenProducts
 
@@ -369,7 +369,7 @@ def solve_hidden_matrix_free(
         else:
             rss = fixed_pattern_losses_of(candidates, applied.train, r, centred)
             scores, criterion = gcv_score(rss, block_dof(np.linalg.eigvalsh(D), weights, ridges), n * k), "gcv"
-        best = int(np.argmin(scores))
+        best = best_score(scores)
         chosen, choice = float(grid[best]), RidgeChoice(float(grid[best]), criterion, scores)
         if chosen != first_l2:
             shift = ridges[best] + prox

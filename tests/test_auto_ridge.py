@@ -14,7 +14,7 @@ import pytest
 
 import streamls
 from streamls.schedule import run_stop_reason, stop_reason, validation_rising
-from streamls.solvers import L2_GRID, choose_hidden_layer, choose_output_layer
+from streamls.solvers import GCV_DOF_FACTOR, L2_GRID, best_score, choose_hidden_layer, choose_output_layer
 from streamls.state import IterationRecord
 from streamls.stats.pass_stats import HeldOutSums
 
@@ -94,10 +94,10 @@ def test_hidden_ridge_minimises_the_validation_loss_over_the_grid(k: int, dampin
 
 
 def gcv_reference(Z, t, penalty, n_residuals, outputs=1):
-    """GCV from the explicit hat matrix: ``N ||(I - H) t||^2 / (N - outputs * tr H)^2``."""
+    """GCV from the explicit hat matrix: ``N ||(I - H) t||^2 / (N - F outputs tr H)^2``, F the dof factor."""
     H = Z @ np.linalg.solve(Z.T @ Z + penalty, Z.T)
     residual = t - H @ t
-    return n_residuals * float((residual**2).sum()) / (n_residuals - outputs * np.trace(H)) ** 2
+    return n_residuals * float((residual**2).sum()) / (n_residuals - GCV_DOF_FACTOR * outputs * np.trace(H)) ** 2
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -120,6 +120,19 @@ def test_hidden_gcv_equals_its_closed_form_on_the_design_matrix(k: int) -> None:
     m = np.diag(Z.T @ Z).mean()
     expected = [gcv_reference(Z, t, l2 * m * np.eye(Z.shape[1]), len(t)) for l2 in L2_GRID]
     np.testing.assert_allclose(choice.scores, expected, rtol=1e-7)
+
+
+def test_gcv_takes_the_largest_ridge_when_too_few_rows_leave_no_score_finite() -> None:
+    # 12 rows, 10 inputs: even the largest ridge leaves 3 * df >= N for the smallest grid
+    # points; with 4 rows no grid point is finite, and the most shrunk fit is the safe one.
+    rng = np.random.default_rng(3)
+    for n, finite in ((12, True), (4, False)):
+        phi = np.column_stack([rng.normal(size=(n, 10)), np.ones(n)])
+        y = rng.normal(size=(n, 1))
+        _, _, choice = choose_output_layer(phi.T @ phi, phi.T @ y, (y**2).sum(0), None)
+        assert np.isfinite(choice.scores).any() == finite
+        assert choice.l2 == (L2_GRID[int(np.argmin(choice.scores))] if finite else L2_GRID[-1])
+    assert best_score(np.array([3.0, 1.0, 2.0])) == 1 and best_score(np.full(3, np.inf)) == 2
 
 
 def reference_data():
