@@ -311,12 +311,13 @@ class RidgePath:
 #: chose ridges too small: it overfit the small real data sets. 3 is the cost per fitted knot
 #: that Friedman (1991) recommends for the GCV of MARS, whose basis is also placed by the
 #: data; measured on the seven real data sets of benchmarks/compare.py (docs/method.md).
-#: On many rows per weight the factor changes nothing.
+#: On many rows per weight the factor changes nothing. A sampled run's earlier stages, whose
+#: models are only starts for the next, use plain GCV (see ``AlternatingRidge.step``).
 GCV_DOF_FACTOR = 3.0
 
 
-def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int) -> np.ndarray:
-    """Generalised cross-validation ``(rss / N) / (1 - F dof / N)^2``, ``F`` = :data:`GCV_DOF_FACTOR`.
+def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int, dof_factor: float = GCV_DOF_FACTOR) -> np.ndarray:
+    """Generalised cross-validation ``(rss / N) / (1 - F dof / N)^2``, ``F`` = ``dof_factor``.
 
     Golub, Heath and Wahba (1979) with each degree of freedom counted ``F`` times, as
     Friedman's (1991) GCV for MARS counts its adaptively placed basis.
@@ -329,13 +330,15 @@ def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int) -> np.ndarray:
         Their effective degrees of freedom (traces of the hat matrices).
     n_residuals : int
         ``N``, the residuals summed (rows times outputs).
+    dof_factor : float
+        ``F``, the count of each degree of freedom (1: plain GCV).
 
     Returns
     -------
     numpy.ndarray, shape (r,)
         ``inf`` where ``F dof >= N``.
     """
-    slack = 1.0 - GCV_DOF_FACTOR * dof / max(n_residuals, 1)
+    slack = 1.0 - dof_factor * dof / max(n_residuals, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(slack > 0, (rss / max(n_residuals, 1)) / slack**2, np.inf)
 
@@ -376,7 +379,8 @@ def output_layers(path: RidgePath, G: np.ndarray, C: np.ndarray, ridges: np.ndar
 
 
 def choose_output_layer(
-    G: np.ndarray, C: np.ndarray, sum_yy: np.ndarray, held_out: HeldOutSums | None, grid: np.ndarray = L2_GRID
+    G: np.ndarray, C: np.ndarray, sum_yy: np.ndarray, held_out: HeldOutSums | None, grid: np.ndarray = L2_GRID,
+    dof_factor: float = GCV_DOF_FACTOR,
 ) -> tuple[np.ndarray, SolveReport, RidgeChoice]:
     """Output weights with the ridge of ``grid`` that scores best: on the held-out rows, else by GCV.
 
@@ -387,6 +391,8 @@ def choose_output_layer(
         The validation rows' sums; ``None`` or empty: generalised cross-validation.
     grid : numpy.ndarray, shape (r,)
         Relative ridges.
+    dof_factor : float
+        GCV's count of each degree of freedom (:func:`gcv_score`).
 
     Returns
     -------
@@ -403,7 +409,7 @@ def choose_output_layer(
     else:
         rss = np.array([output_loss(G, C, sum_yy, B) for B in candidates])
         # Each output fits the h penalised weights' effective freedom plus its bias.
-        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), int(round(G[-1, -1])) * k)
+        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), int(round(G[-1, -1])) * k, dof_factor)
         criterion = "gcv"
     best = best_score(scores)
     B = candidates[best]
@@ -422,6 +428,7 @@ def choose_hidden_layer(
     damping: float = 0.0,
     W_current: np.ndarray | None = None,
     grid: np.ndarray = L2_GRID,
+    dof_factor: float = GCV_DOF_FACTOR,
 ) -> tuple[np.ndarray, SolveReport, np.ndarray, np.ndarray, RidgeChoice]:
     """Hidden weights with the ridge of ``grid`` that scores best under the fixed pattern.
 
@@ -443,6 +450,8 @@ def choose_hidden_layer(
     W_current : numpy.ndarray, shape (h, p), optional
         Required when ``damping > 0``.
     grid : numpy.ndarray, shape (r,)
+    dof_factor : float
+        GCV's count of each degree of freedom (:func:`gcv_score`).
 
     Returns
     -------
@@ -469,7 +478,7 @@ def choose_hidden_layer(
         criterion = "validation"
     else:
         rss = fixed_pattern_losses(M, r, candidates, sum_y, sum_yy, n, b0)
-        scores = gcv_score(rss, path.dof(ridges), n * k)
+        scores = gcv_score(rss, path.dof(ridges), n * k, dof_factor)
         criterion = "gcv"
     best = best_score(scores)
     step = ridges[best] + prox
