@@ -312,7 +312,7 @@ class RidgePath:
 #: that Friedman (1991) recommends for the GCV of MARS, whose basis is also placed by the
 #: data; measured on the seven real data sets of benchmarks/compare.py (docs/method.md).
 #: On many rows per weight the factor changes nothing. A sampled run's earlier stages, whose
-#: models are only starts for the next, use plain GCV (see ``AlternatingRidge.step``).
+#: models only start the next, use plain GCV (see ``AlternatingRidge.step``).
 GCV_DOF_FACTOR = 3.0
 
 
