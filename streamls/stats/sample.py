@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -123,9 +123,10 @@ def banded(blocks: list[Block], edges: Sequence[float], rows_per_block: int) -> 
     sizes = counts.sum(axis=0)
     gathered = int(np.searchsorted(np.cumsum(sizes), MIN_IN_PLACE_ROWS * len(blocks), side="left"))
     first = blocks[0]
-    parts = [Block(0, np.empty((size, *first.x.shape[1:]), first.x.dtype), np.empty((size, *first.y.shape[1:]), first.y.dtype),
-                   None, np.empty(size, np.int64), np.empty(size, np.float64)) for size in sizes[:gathered]]
-    starts: list[int | None] = [None] * gathered
+    # A gathered band starts at the first stored block that holds any of its rows.
+    parts = [Block(blocks[int(np.argmax(counts[:, band] > 0))].start, np.empty((size, *first.x.shape[1:]), first.x.dtype),
+                   np.empty((size, *first.y.shape[1:]), first.y.dtype), None, np.empty(size, np.int64), np.empty(size, np.float64))
+             for band, size in enumerate(sizes[:gathered])]
     filled = np.zeros(gathered, np.int64)
     in_place: list[Block] = []
     for block, count in zip(drained(blocks), counts):
@@ -135,14 +136,12 @@ def banded(blocks: list[Block], edges: Sequence[float], rows_per_block: int) -> 
             for source, target in zip((block.x, block.y, block.index, block.ranks), (parts[band].x, parts[band].y, parts[band].index, parts[band].ranks)):
                 target[at : at + hi - lo] = source[lo:hi]  # type: ignore[index]
             filled[band] += hi - lo
-            if hi > lo and starts[band] is None:
-                starts[band] = block.start
             lo = hi
         if lo < len(block.x):
             in_place.append(sliced(block, slice(lo, None)))
     return [
-        sliced(replace(part, start=starts[band]), slice(lo, lo + rows_per_block))
-        for band, part in enumerate(parts)
+        sliced(part, slice(lo, lo + rows_per_block))
+        for part in parts
         for lo in range(0, len(part.x), rows_per_block)
     ] + in_place
 
