@@ -11,9 +11,10 @@ row index, :func:`streamls.split.row_ranks`), doubling ``f`` in stages:
   statistical resolution, so more iterations on it would fit its noise;
 - **end early** at the first pass of a stage when the rows new to the model are fitted as
   well as those it was trained on, within :data:`GAP_SE` standard errors of the difference:
-  more rows no longer change the model beyond noise. That stage is then the last; training
-  stops there, without reading the rest, by the grow rule's test (improvement below the
-  standard error) or the ordinary stopping rule, whichever comes first;
+  more rows no longer change the model beyond noise. That stage is then the last; the
+  ordinary stopping rule ends it, without reading the rest. (The grow rule's test does not:
+  an improvement below the loss's standard error is still progress once the sample is not
+  over-fitted.);
 - the last stage is every row, and the ordinary stopping rule ends it.
 
 ``"sample-all"`` grows the same way but never ends early; ``"full"`` reads every row in
@@ -229,11 +230,8 @@ class RowSchedule:
             reason = run_stop_reason(records, self.tol, self.window)
             return Decision("stop", reason) if reason else Decision("go")
         if final:
-            # More rows would not change the model beyond noise, and neither do more iterations
-            # once they improve the loss by less than its standard error.
-            reason = run_stop_reason(records, self.tol, self.window) or (
-                "the last iterations improved the loss by less than its standard error" if below_noise(records) else None
-            )
+            # More rows would not change the model beyond noise; iterations still do.
+            reason = run_stop_reason(records, self.tol, self.window)
             if reason is None:
                 return Decision("go")
             return Decision("stop", f"{reason}; ended on a sample of {records[-1].sample_rows} rows, as rows new "
