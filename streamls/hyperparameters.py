@@ -28,6 +28,8 @@ SCHEDULES = ("sample", "sample-all", "full")
 
 #: Hidden-layer solves: dense (from the Gram ``P``) or matrix-free conjugate gradients.
 HIDDEN_SOLVERS = ("dense", "cg")
+#: Values of ``line_search``.
+LINE_SEARCHES = ("off", "on")
 
 #: The value of a hyperparameter that the data choose (:attr:`Hyperparameter.auto`).
 AUTO = "auto"
@@ -174,6 +176,10 @@ class TrainConfig:
                                   "by conjugate gradients whose products are passes over the rows (memory h(d+1)^2); "
                                   "\"auto\" takes the one of lower predicted cost whose matrices fit the memory limit",
                                   choices=HIDDEN_SOLVERS, auto=True)
+    line_search: str = _declare("off", "str", "\"on\": try 1.5, 2 and 3 times each hidden solve's step too, keeping "
+                                "the one of lowest training loss, at the cost of one more pass over the rows that "
+                                "computes only the output layer's sums (it lowers the training loss, not the test loss)",
+                                choices=LINE_SEARCHES)
 
     def __post_init__(self) -> None:
         for spec in hyperparameters():

@@ -131,6 +131,7 @@ class _StreamLSBase(BaseEstimator):
         n_init: int | str = TrainConfig.n_init,
         schedule: str = TrainConfig.schedule,
         hidden_solver: str = TrainConfig.hidden_solver,
+        line_search: str = TrainConfig.line_search,
         random_state: Any = TrainConfig.random_state,
         block_rows: int | None = None,
         chunk_rows: int | None = None,
@@ -146,6 +147,7 @@ class _StreamLSBase(BaseEstimator):
         self.n_init = n_init
         self.schedule = schedule
         self.hidden_solver = hidden_solver
+        self.line_search = line_search
         self.random_state = random_state
         self.block_rows = block_rows
         self.chunk_rows = chunk_rows

@@ -42,6 +42,9 @@ class IterationRecord:
         Product passes of the matrix-free solve (0 for the dense one).
     cg_residual : float
         Its final relative residual (``nan`` for the dense solve).
+    step_length : float
+        The length taken along the hidden solve's step (1: the solve's own weights; ``nan``
+        for the initial model).
     """
 
     iteration: int
@@ -68,6 +71,7 @@ class IterationRecord:
     hidden_solver: str = ""
     cg_iterations: int = 0
     cg_residual: float = math.nan
+    step_length: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,7 @@ class SolveOutcome:
     hidden_solver: str = ""
     cg_iterations: int = 0
     cg_residual: float = math.nan
+    step_length: float = math.nan
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 The training loop asks a strategy for the next weights and knows nothing about how they
 are found. :class:`AlternatingRidge` is the method of METHOD.md: the output layer's ridge
-solve, then the damped hidden-layer solve under the fixed pattern, then rebalancing.
+solve, then the damped hidden-layer solve under the fixed pattern, optionally a search
+along that step, then rebalancing. Passes beyond the statistics pass (the matrix-free
+solve's products, the search's candidates) go through :class:`RowPasses`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from typing import Protocol
 import numpy as np
 
 from .hyperparameters import AUTO
-from .matrix_free import Products, solve_hidden_matrix_free
+from .matrix_free import solve_hidden_matrix_free
 from .solvers import (
     GCV_DOF_FACTOR,
+    STEP_LENGTHS,
+    best_candidate,
     choose_hidden_layer,
     choose_output_layer,
     hidden_loss,
@@ -26,9 +30,11 @@ from .solvers import (
     rebalance,
     solve_hidden_layer,
     solve_output_layer,
+    step_candidates,
 )
 from .state import SolveOutcome, TrainState
 from .stats import PassStatistics
+from .stats.products import CandidateSums, HiddenProducts
 
 
 @dataclass(frozen=True)
@@ -47,14 +53,24 @@ class Step:
     outcome: SolveOutcome
 
 
+class RowPasses(Protocol):
+    """Further passes over the rows of the current pass (its sample and split), for the solves that need them."""
+
+    def products(self, V: np.ndarray, directions: np.ndarray) -> HiddenProducts:
+        """``M v`` of the pass's fixed pattern and output weights ``V`` (h, k) for directions (r, h, p)."""
+
+    def candidates(self, candidates: np.ndarray) -> CandidateSums:
+        """The output layer's sums over the training rows under each candidate hidden layer (r, h, p)."""
+
+
 class SolverStrategy(Protocol):
     """Turns the statistics of the current model's pass into the next model."""
 
-    def step(self, stats: PassStatistics, state: TrainState, products: Products | None = None, last_stage: bool = True) -> Step:
+    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None, last_stage: bool = True) -> Step:
         """The next model from ``stats`` (a pass with hidden-layer sums) and the current ``state``.
 
-        ``products`` applies the pass's fixed-pattern ``M`` by further passes over the same
-        rows, for statistics in the block form (the matrix-free hidden solve).
+        ``rows`` runs further passes over the same rows: the products of the matrix-free
+        hidden solve (statistics in the block form) and the step search's candidates.
         ``last_stage``: whether the pass's sample stage is the schedule's last, whose model
         is the one kept (``False`` for an earlier stage of a sampled run).
         """
@@ -94,12 +110,16 @@ class AlternatingRidge:
         loss (the pass's ``held_out`` sums), or by GCV without them.
     damping : float
         Initial proximal weight of the hidden solve, adapted by :func:`next_damping`.
+    search : bool
+        Try :data:`~streamls.solvers.STEP_LENGTHS` along the hidden step, each scored by
+        the training loss after its own output solve (one more pass over the rows).
     """
 
     l2: float | str
     damping: float
+    search: bool = False
 
-    def step(self, stats: PassStatistics, state: TrainState, products: Products | None = None, last_stage: bool = True) -> Step:
+    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None, last_stage: bool = True) -> Step:
         """Both half-steps from one pass; the damping adapts to the current stage's realised losses.
 
         GCV counts each degree of freedom :data:`~streamls.solvers.GCV_DOF_FACTOR` times on
@@ -122,12 +142,13 @@ class AlternatingRidge:
         else:
             l2_output = float(self.l2)
             B, out_report = solve_output_layer(stats.G, stats.C, l2_output)
+        fitted = output_loss(stats.G, stats.C, stats.sum_yy, B)
         train = (stats.sum_y, stats.sum_yy, stats.n)
         if stats.D is not None:
-            assert products is not None, "the matrix-free hidden solve needs product passes"
+            assert rows is not None, "the matrix-free hidden solve needs product passes"
             previous = state.solve.l2_hidden
             matrix_free = solve_hidden_matrix_free(
-                stats.D, stats.Q, stats.s, B, train, products, None if auto else l2_output, damping, state.W,
+                stats.D, stats.Q, stats.s, B, train, rows.products, None if auto else l2_output, damping, state.W,
                 stats.held_out, previous if math.isfinite(previous) else l2_output, dof_factor=dof_factor,
             )
             W, l2_hidden, predicted = matrix_free.W, matrix_free.l2, matrix_free.predicted
@@ -145,11 +166,19 @@ class AlternatingRidge:
             predicted = hidden_loss(M, r, W.ravel(), stats.sum_y, stats.sum_yy, stats.n, B[-1])
             logdet, condition, hidden_warning = hid_report.logdet, hid_report.condition, hid_report.warning
             solver = ("dense", 0, math.nan)
+        length = 1.0
+        if self.search:
+            assert rows is not None, "the step search needs a pass over the rows"
+            candidates = step_candidates(state.W, W)
+            sums = rows.candidates(candidates)
+            chosen, B, errors = best_candidate(sums.G, sums.C, stats.sum_yy, l2_output)
+            # The chosen candidate's loss is exact: its pattern and output layer are the model's.
+            W, length, predicted = candidates[chosen], STEP_LENGTHS[chosen], float(errors[chosen])
         W, V = rebalance(W, B[:-1])
         warnings = [w for w in (out_report.warning, hidden_warning) if w]
         outcome = SolveOutcome(
             predicted_loss=predicted / (n * k),
-            output_loss=output_loss(stats.G, stats.C, stats.sum_yy, B) / (n * k),
+            output_loss=fitted / (n * k),
             logdet=logdet,
             condition=condition,
             warning="; ".join(warnings) or None,
@@ -160,5 +189,6 @@ class AlternatingRidge:
             hidden_solver=solver[0],
             cg_iterations=solver[1],
             cg_residual=solver[2],
+            step_length=length,
         )
         return Step(W, np.vstack([V, B[-1:]]), outcome)

@@ -28,15 +28,15 @@ from .backends import Backend
 from .errors import NumericalError, SourceFormatError, parameter_error
 from .hyperparameters import TrainConfig
 from .initialization import anchor_candidates, initial_weights
-from .matrix_free import Products, dense_hidden_solve
+from .matrix_free import dense_hidden_solve
 from .model import TwoLayerModel
 from .schedule import MATRIX_FREE_MIN_STAGES, MIN_STAGES, RowSchedule, Stage, monitored_losses
 from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
-from .stats.passes import ProductRequest
-from .stats.products import HiddenProducts
+from .stats.passes import CandidateRequest, ProductRequest
+from .stats.products import CandidateSums, HiddenProducts
 from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
 from .summary import FitSummary
@@ -207,7 +207,7 @@ class Trainer:
         self.seed = config.random_state or 0
         self.holdout = Holdout(config.validation_fraction, self.seed)
         h, d, k = config.hidden_units, dataset.n_features, dataset.n_targets
-        self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping)
+        self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping, config.line_search == "on")
         if isinstance(memory_limit, (int, np.integer)) and not isinstance(memory_limit, bool) and memory_limit >= 0:
             self.pool_budget = int(memory_limit)  # 0: no pool, every stage streamed
         else:
@@ -359,7 +359,7 @@ class Trainer:
             assert decision.reason is not None
             return state, self._result(state, stats, decision.reason)
         last_stage = stage.everything or state.final_stage or decision.final
-        step = self.solver.step(stats, state, self._products(state), last_stage)
+        step = self.solver.step(stats, state, self._row_passes(state), last_stage)
         del stats  # the next pass builds new matrices; do not hold two sets at once
         if decision.final:
             logger.info("stage %d: rows new to the model fit as well as the sample; this stage is the last", stage.index)
@@ -418,18 +418,14 @@ class Trainer:
         p, k = self.dataset.n_features + 1, self.dataset.n_targets
         return dense_hidden_solve(cfg.hidden_solver, rows, cfg.hidden_units, p, k, cfg.auto_l2, self.matrix_budget)
 
-    def _products(self, state: TrainState) -> Products:
-        """``M`` of the current pass applied by product passes over the same rows (the matrix-free solve)."""
+    def _row_passes(self, state: TrainState) -> StagePasses:
+        """Further passes over the rows of the current pass, for the solves."""
         stage = self.schedule.stage(state.stage)
-        sample = Sample(stage.fraction, self.seed)
-        validation = self.config.auto_l2 and self.holdout.fraction > 0
-        label = self._pass_label(state.iteration, stage, self._in_pool(state)) + ", product"
-
-        def products(V: np.ndarray, directions: np.ndarray) -> HiddenProducts:
-            request = ProductRequest(state.standardizer, state.W, V, directions, self.config.alpha, self.holdout, sample, validation)
-            return self._run(state, request, label)
-
-        return products
+        label = self._pass_label(state.iteration, stage, self._in_pool(state))
+        return StagePasses(
+            lambda request, what: self._run(state, request, f"{label}, {what}"), state.standardizer, state.W,
+            self.config.alpha, self.holdout, Sample(stage.fraction, self.seed), self.config.auto_l2 and self.holdout.fraction > 0,
+        )
 
     def _pass_label(self, iteration: int, stage: Stage, in_pool: bool) -> str:
         if len(self.schedule.fractions) == 1:
@@ -474,6 +470,7 @@ class Trainer:
             hidden_solver=solve.hidden_solver,
             cg_iterations=solve.cg_iterations,
             cg_residual=solve.cg_residual,
+            step_length=solve.step_length,
         )
         self._unrecorded_reads = 0
         if not math.isfinite(record.train_loss):
@@ -530,3 +527,43 @@ class Trainer:
         )
         logger.info("stopped: %s; best iteration %d", reason, best)
         return TrainResult(model, list(state.history))
+
+
+@dataclass(frozen=True)
+class StagePasses:
+    """The :class:`~streamls.strategies.RowPasses` of one iteration: the rows and split of its statistics pass.
+
+    Attributes
+    ----------
+    run : callable
+        ``run(request, what)`` evaluates a pass request over those rows, from the pool or
+        from storage, and returns its sums (``what`` names the pass for the progress bar).
+    standardizer : Standardizer
+    W : numpy.ndarray, shape (h, d + 1)
+        The pass's hidden weights, which fix the pattern of the products.
+    alpha : float
+    holdout : Holdout
+    sample : Sample
+    validation : bool
+        Whether the products sum the validation rows too (``l2="auto"`` with validation rows).
+    """
+
+    run: Callable[[Any, str], Any]
+    standardizer: Standardizer
+    W: np.ndarray
+    alpha: float
+    holdout: Holdout
+    sample: Sample
+    validation: bool
+
+    def products(self, V: np.ndarray, directions: np.ndarray) -> HiddenProducts:
+        """``M v`` of the pass's pattern for output weights ``V`` (the matrix-free hidden solve)."""
+        request = ProductRequest(self.standardizer, self.W, V, directions, self.alpha, self.holdout, self.sample, self.validation)
+        result: HiddenProducts = self.run(request, "product")
+        return result
+
+    def candidates(self, candidates: np.ndarray) -> CandidateSums:
+        """The output layer's sums under each candidate hidden layer (the step search)."""
+        request = CandidateRequest(self.standardizer, candidates, self.alpha, self.holdout, self.sample)
+        result: CandidateSums = self.run(request, "step search")
+        return result

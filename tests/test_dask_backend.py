@@ -310,6 +310,18 @@ def test_sampled_schedule_on_dask_equals_local(client: Client, sampled_path: str
 
 
 @pytest.mark.parametrize("memory_limit", [None, 700_000], ids=["all-pooled", "stage-0-pooled"])
+def test_step_search_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
+    """The search's candidate passes run over the pool where it is held, or over storage, like every pass."""
+    X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
+    settings = dict(SAMPLED_FIT, max_iter=8, line_search="on")
+    local, distributed = local_and_dask(client, X, y, memory_limit=memory_limit, **settings)
+    assert_same_model(distributed, local, rtol=1e-9)
+    assert [r.step_length for r in distributed.history[1:]] == [r.step_length for r in local.history[1:]]
+    assert max(r.step_length for r in local.history[1:]) > 1
+    assert [r.rows_read for r in distributed.history] == [r.rows_read for r in local.history]
+
+
+@pytest.mark.parametrize("memory_limit", [None, 700_000], ids=["all-pooled", "stage-0-pooled"])
 def test_matrix_free_training_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
     """The product passes run over the pool where it is held, or over storage, like every pass."""
     X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"

@@ -114,7 +114,7 @@ def test_fit_trains_with_every_hyperparameter_given() -> None:
     values = {
         "hidden_units": 3, "alpha": 0.1, "l2": 1e-3, "damping": 0.1, "max_iter": 2, "tol": 0.0,
         "n_iter_no_change": 2, "random_state": 1, "validation_fraction": 0.2, "schedule": "full", "n_init": 2,
-        "hidden_solver": "cg",
+        "hidden_solver": "cg", "line_search": "on",
     }
     assert set(values) == set(SPECS) and all(values[n] != s.default for n, s in SPECS.items())
     result = streamls.fit(X, y, prefetch=False, **values)  # prefetch: an option of the local backend

@@ -14,6 +14,8 @@ import pytest
 import streamls
 from streamls.errors import NumericalError
 from streamls.solvers import (
+    STEP_LENGTHS,
+    best_candidate,
     hidden_loss,
     hidden_system,
     output_loss,
@@ -22,9 +24,11 @@ from streamls.solvers import (
     solve_hidden_layer,
     solve_output_layer,
     solve_ridge,
+    step_candidates,
 )
 from streamls.sources import Dataset
 from streamls.stats import Holdout, Standardizer, StatisticsRequest, accumulate
+from streamls.stats.passes import CandidateRequest
 
 N, D, H = 400, 3, 5
 
@@ -96,6 +100,28 @@ def test_output_solve_equals_lstsq_with_unpenalised_bias(k: int, alpha: float, l
     if l2 > 0:
         # The bias is unpenalised: it is the plain least-squares intercept given V.
         np.testing.assert_allclose(B_new[-1], (Y - phi[:, :H] @ B_new[:-1]).mean(axis=0), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k", [1, 3])
+def test_step_search_takes_the_length_whose_output_lstsq_fits_best(k: int, seed: int) -> None:
+    X, Y, W, _, _ = problem(k, 0.1, seed)
+    W_solved = W + 0.3 * np.random.default_rng(seed).standard_normal(W.shape)
+    candidates = step_candidates(W, W_solved)
+    identity = Standardizer(np.zeros(D), np.ones(D), np.zeros(k), np.ones(k))
+    sums = accumulate(Dataset(X, Y, block_rows=7), CandidateRequest(identity, candidates, 0.1, Holdout()))
+    l2, penalized = 1e-3, np.arange(H + 1) < H
+    layers, errors = [], []
+    for length, candidate in zip(STEP_LENGTHS, candidates):
+        np.testing.assert_allclose(candidate, W + length * (W_solved - W), rtol=1e-12, atol=1e-12)
+        _, _, phi = explicit_rows(X, candidate, 0.1)
+        B = ridge_lstsq(phi, Y, l2 * np.mean((phi[:, :H] ** 2).sum(axis=0)), penalized)
+        layers.append(B)
+        errors.append(float(((Y - phi @ B) ** 2).sum()))
+    chosen, B, found = best_candidate(sums.G, sums.C, (Y**2).sum(axis=0), l2)
+    assert chosen == int(np.argmin(errors))
+    np.testing.assert_allclose(found, errors, rtol=1e-8)
+    np.testing.assert_allclose(B, layers[chosen], rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -26,9 +26,11 @@ from streamls.stats import (
     Standardizer,
     StatisticsRequest,
     accumulate,
+    products,
 )
 from streamls.stats.moments import safe_scale
 from streamls.stats.pass_stats import block_statistics
+from streamls.stats.passes import CandidateRequest
 
 N_ROWS = 2500
 D = 3
@@ -129,6 +131,24 @@ def test_pass_statistics_equal_whole_array_formula(k: int, alpha: float) -> None
         stats = pass_statistics(X, Y, standardizer, W, W_prev, B, alpha, VAL_FRACTION, SEED, block_rows)
         assert_matches(stats, ref)
         assert stats.G.shape == (H + 1, H + 1) and stats.P.shape == (H * (D + 1),) * 2
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("k, alpha", [(1, 0.0), (3, 0.1)])
+def test_candidate_sums_equal_the_whole_array_formula_under_each_candidate(
+    k: int, alpha: float, tiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, Y, standardizer, W, W_prev, B = make_problem(k, alpha)
+    if tiled:  # tiles of 256 rows, so that blocks of 1000 rows span several
+        monkeypatch.setattr(products, "TILE_BYTES", 8 * 3 * H * 256)
+    candidates = np.stack([W, W_prev, 2 * W_prev - W])
+    request = CandidateRequest(standardizer, candidates, alpha, Holdout(VAL_FRACTION, SEED))
+    for block_rows in (7, 1000):
+        sums = accumulate(Dataset(X, Y, nan_policy="drop", block_rows=block_rows), request)
+        assert sums.G.shape == (3, H + 1, H + 1) and sums.C.shape == (3, H + 1, k)
+        for i, candidate in enumerate(candidates):
+            ref = reference(X, Y, standardizer, candidate, W_prev, B, alpha, VAL_FRACTION, SEED)
+            assert rel_err(sums.G[i], ref["G"]) <= 1e-10 and rel_err(sums.C[i], ref["C"]) <= 1e-10
 
 
 @pytest.mark.parametrize("workers", [2, 3])

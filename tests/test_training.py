@@ -14,9 +14,11 @@ from streamls import IterationRecord, TrainConfig, Trainer
 from streamls.backends import LocalBackend
 from streamls.errors import ConfigError
 from streamls.schedule import stop_reason
+from streamls.solvers import STEP_LENGTHS
 from streamls.sources import Dataset
 from streamls.split import row_uniforms
 from streamls.state import TrainState
+from streamls.strategies import AlternatingRidge
 from streamls.training import RACE_ITERATIONS
 
 DATA = teacher_data(n=3000, d=5, k=1, seed=2)
@@ -350,6 +352,22 @@ def test_predicted_loss_is_the_fixed_pattern_loss_of_the_new_model() -> None:
         assert record.train_loss == pytest.approx(np.mean((ys - realised) ** 2), rel=1e-9)
         flips = ((xs @ old.W.T > 0) != (xs @ new.W.T > 0)).mean()
         assert record.flip_fraction == pytest.approx(flips, rel=1e-12)
+
+
+def test_a_searched_step_predicts_its_realised_loss_and_is_never_worse_than_the_plain_step() -> None:
+    """With the step search, record t's predicted loss is model t's exact training loss (its own pattern
+    and output layer); and one searched iteration from a start fits at least as well as one plain step."""
+    settings = {"hidden_units": 5, "alpha": 0.1, "tol": 0, "random_state": 1, "validation_fraction": 0.2, "n_init": 1}
+    searched = streamls.fit(DATA.X, DATA.y, max_iter=12, line_search="on", **settings)
+    lengths = [r.step_length for r in searched.history[1:]]
+    assert set(lengths) <= set(STEP_LENGTHS) and max(lengths) > 1  # the search was not idle
+    for record in searched.history[1:]:
+        assert record.train_loss == pytest.approx(record.predicted_loss, rel=1e-9)
+    assert TrainConfig().line_search == "off" and not AlternatingRidge("auto", 1e-2).search
+    for start in range(3):
+        first = {"max_iter": 1, **settings, "random_state": start}
+        plain = streamls.fit(DATA.X, DATA.y, line_search="off", **first).history[1].train_loss
+        assert streamls.fit(DATA.X, DATA.y, line_search="on", **first).history[1].train_loss <= plain
 
 
 # ----------------------------------------------------------------------------- the race of starts

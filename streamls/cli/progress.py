@@ -29,7 +29,7 @@ LOG_FORMATS = ("text", "json")
 ITERATION_FIELDS = (
     "iteration", "train_loss", "val_loss", "predicted_loss", "flip_fraction", "logdet",
     "dead_neurons", "seconds", "rows_per_second", "warning", "stage", "sample_rows", "rows_read",
-    "l2_output", "l2_hidden", "hidden_solver", "cg_iterations", "cg_residual",
+    "l2_output", "l2_hidden", "hidden_solver", "cg_iterations", "cg_residual", "step_length",
 )
 
 

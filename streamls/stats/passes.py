@@ -22,10 +22,10 @@ from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
 from .pass_stats import PassStatistics, augment, block_statistics, pattern
-from .products import HiddenProducts, hidden_products
+from .products import CandidateSums, HiddenProducts, candidate_sums, hidden_products
 from .sample import Sample, block_bytes
 
-S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts)
+S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, CandidateSums)
 
 
 class PassRequest(Protocol[S]):  # type: ignore[misc]
@@ -273,6 +273,46 @@ class ProductRequest:
         else:
             held = np.zeros_like(train)
         return HiddenProducts(train, held)
+
+
+@dataclass(frozen=True)
+class CandidateRequest:
+    """A pass that scores candidate hidden layers: the output layer's sums under each (see :mod:`.products`).
+
+    Covers the training rows of the same sample as the statistics pass it follows.
+
+    Attributes
+    ----------
+    standardizer : Standardizer
+    candidates : numpy.ndarray, shape (r, h, d + 1)
+    alpha : float
+    holdout : Holdout
+    sample : Sample
+    """
+
+    standardizer: Standardizer
+    candidates: np.ndarray
+    alpha: float
+    holdout: Holdout
+    sample: Sample = Sample()
+
+    @property
+    def statistics_bytes(self) -> int:
+        """Bytes of one block's sums: ``r (h + 1)^2`` float64, ``C`` aside."""
+        r, h, _ = self.candidates.shape
+        return 8 * r * (h + 1) ** 2
+
+    def on_block(self, block: Block) -> CandidateSums:
+        """The sums over the block's kept training rows of the sample.
+
+        Returns
+        -------
+        CandidateSums
+            ``G`` (r, h + 1, h + 1) and ``C`` (r, h + 1, k).
+        """
+        x, y, validation = _kept(self.sample.of(block), self.holdout)
+        x_aug = augment(self.standardizer.inputs(x[~validation]))
+        return candidate_sums(x_aug, self.standardizer.targets(y[~validation]), self.candidates, self.alpha)
 
 
 def accumulate(

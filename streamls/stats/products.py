@@ -1,4 +1,8 @@
-"""Products with the hidden layer's fixed-pattern matrix ``M``, formed from the rows (METHOD.md, wide data).
+"""Sums that a solve asks of further passes over the rows: products with ``M``, and candidates' output sums.
+
+Products with the hidden layer's fixed-pattern matrix ``M`` serve the matrix-free solve
+(METHOD.md, wide data); the output-layer sums of candidate hidden layers serve the search
+along the hidden step (:func:`streamls.solvers.step_candidates`).
 
 For a direction ``v`` (h, p), ``M vec(v) = sum_i sum_c z_ic z_ic^T vec(v)`` needs no ``P``: per
 row, ``u = x~ v^T`` (h), ``t = V^T (a * u)`` (k), and the row adds ``(a * (V t)) x~^T`` (h, p).
@@ -11,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .pass_stats import TILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -48,10 +54,56 @@ def hidden_products(x_aug: np.ndarray, a: np.ndarray, V: np.ndarray, directions:
     -------
     numpy.ndarray, shape (r, h, p)
     """
-    (m, h), (r, _, p), k = a.shape, directions.shape, V.shape[1]
+    (m, h), (r, _, p) = a.shape, directions.shape
     u = (x_aug @ directions.reshape(r * h, p).T).reshape(m, r, h)  # each direction's pre-activations
     u *= a[:, None, :]
     t = u.reshape(m * r, h) @ V  # (m r, k): each direction's change of the outputs
     g = (t @ V.T).reshape(m, r, h)
     g *= a[:, None, :]
     return (g.reshape(m, r * h).T @ x_aug).reshape(r, h, p)
+
+
+@dataclass(frozen=True)
+class CandidateSums:
+    """The output layer's Gram sums ``G``, ``C`` under each of ``r`` candidate hidden layers, over the training rows.
+
+    Attributes
+    ----------
+    G : numpy.ndarray, shape (r, h + 1, h + 1)
+    C : numpy.ndarray, shape (r, h + 1, k)
+    """
+
+    G: np.ndarray
+    C: np.ndarray
+
+    def __add__(self, other: CandidateSums) -> CandidateSums:
+        return CandidateSums(self.G + other.G, self.C + other.C)
+
+
+def candidate_sums(x_aug: np.ndarray, y: np.ndarray, candidates: np.ndarray, alpha: float) -> CandidateSums:
+    """``G`` and ``C`` of a block's rows under each candidate hidden layer (each with its own pattern).
+
+    Parameters
+    ----------
+    x_aug : numpy.ndarray, shape (m, p)
+    y : numpy.ndarray, shape (m, k)
+    candidates : numpy.ndarray, shape (r, h, p)
+    alpha : float
+
+    Returns
+    -------
+    CandidateSums
+    """
+    (m, _), (r, h, p) = x_aug.shape, candidates.shape
+    weights = candidates.reshape(r * h, p).T
+    G, C = np.zeros((r, h + 1, h + 1)), np.zeros((r, h + 1, y.shape[1]))
+    tile = int(np.clip(TILE_BYTES // (8 * r * h), 256, 4096))  # fresh memory is slow to touch: reuse a tile's
+    phi = np.ones((min(tile, m), h + 1))
+    for start in range(0, m, tile):
+        u = x_aug[start : start + tile] @ weights  # (tile, r h): one product for every candidate
+        f, t = phi[: len(u)], y[start : start + tile]
+        for i in range(r):
+            np.maximum(u[:, i * h : (i + 1) * h], alpha * u[:, i * h : (i + 1) * h], out=f[:, :h])  # a * u, as alpha < 1
+            G[i] += f.T @ f
+            C[i] += f.T @ t
+    return CandidateSums(G, C)
