@@ -26,7 +26,7 @@ from streamls.stats import (
     Standardizer,
     StatisticsRequest,
     accumulate,
-    products,
+    pass_stats,
 )
 from streamls.stats.moments import safe_scale
 from streamls.stats.pass_stats import block_statistics
@@ -140,7 +140,7 @@ def test_candidate_sums_equal_the_whole_array_formula_under_each_candidate(
 ) -> None:
     X, Y, standardizer, W, W_prev, B = make_problem(k, alpha)
     if tiled:  # tiles of 256 rows, so that blocks of 1000 rows span several
-        monkeypatch.setattr(products, "TILE_BYTES", 8 * 3 * H * 256)
+        monkeypatch.setattr(pass_stats, "TILE_BYTES", 8 * 3 * H * 256)
     candidates = np.stack([W, W_prev, 2 * W_prev - W])
     request = CandidateRequest(standardizer, candidates, alpha, Holdout(VAL_FRACTION, SEED))
     for block_rows in (7, 1000):

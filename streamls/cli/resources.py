@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..sizes import format_size
-from ..stats.pass_stats import TILE_BYTES
+from ..stats.pass_stats import tile_rows
 from .messages import rechunk_command
 
 #: Matrices of size ``(h p)^2`` alive at the peak with one block thread, and per further thread
@@ -83,8 +83,7 @@ class MemoryEstimate:
     @property
     def tile_bytes(self) -> int:
         """The Kronecker-row tile of :func:`streamls.stats.pass_stats.hidden_gram`."""
-        rows = min(max(TILE_BYTES // (8 * self.hp), 256), 4096)
-        return rows * self.hp * 8
+        return tile_rows(self.hp) * self.hp * 8
 
     @property
     def row_bytes(self) -> int:

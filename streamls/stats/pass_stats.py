@@ -27,6 +27,11 @@ from ..errors import StatisticsError
 TILE_BYTES = 1 << 22
 
 
+def tile_rows(width: int) -> int:
+    """Rows of one tile of ``width`` float64 columns: :data:`TILE_BYTES` of them, 256 to 4096 rows."""
+    return int(np.clip(TILE_BYTES // (8 * width), 256, 4096))
+
+
 @dataclass(frozen=True)
 class HeldOutSums:
     """The sums of :class:`PassStatistics` that score candidate layers, over the validation rows.
@@ -229,7 +234,7 @@ def hidden_gram(a: np.ndarray, x_aug: np.ndarray, y: np.ndarray) -> tuple[np.nda
     """
     hp, k = a.shape[1] * x_aug.shape[1], y.shape[1]
     width = hp + k + 1
-    tile = int(np.clip(TILE_BYTES // (8 * width), 256, 4096))
+    tile = tile_rows(width)
     upper = np.zeros((width, width), order="F")
     for start in range(0, len(a), tile):
         rows = kron_rows(a[start : start + tile], x_aug[start : start + tile], y[start : start + tile])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pass_stats import TILE_BYTES
+from .pass_stats import tile_rows
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def candidate_sums(x_aug: np.ndarray, y: np.ndarray, candidates: np.ndarray, alp
     (m, _), (r, h, p) = x_aug.shape, candidates.shape
     weights = candidates.reshape(r * h, p).T
     G, C = np.zeros((r, h + 1, h + 1)), np.zeros((r, h + 1, y.shape[1]))
-    tile = int(np.clip(TILE_BYTES // (8 * r * h), 256, 4096))  # fresh memory is slow to touch: reuse a tile's
+    tile = tile_rows(r * h)  # fresh memory is slow to touch: reuse a tile's
     phi = np.ones((min(tile, m), h + 1))
     for start in range(0, m, tile):
         u = x_aug[start : start + tile] @ weights  # (tile, r h): one product for every candidate
