@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import NumericalError
-from .solvers import GCV_DOF_FACTOR, L2_GRID, RidgeChoice, best_score, centred_target_sum, gcv_score, hidden_rhs
+from .solvers import L2_GRID, RidgeChoice, best_score, centred_target_sum, gcv_score, hidden_rhs
 from .stats.pass_stats import HeldOutSums
 from .stats.products import HiddenProducts
 
@@ -309,7 +309,6 @@ def solve_hidden_matrix_free(
     grid: np.ndarray = L2_GRID,
     tol: float = CG_TOL,
     max_iter: int = CG_MAX_ITER,
-    dof_factor: float = GCV_DOF_FACTOR,
 ) -> MatrixFreeStep:
     """Hidden weights for fixed output weights and pattern by conjugate gradients; the ridge fixed or chosen.
 
@@ -340,8 +339,6 @@ def solve_hidden_matrix_free(
     grid : numpy.ndarray, shape (r,)
     tol, max_iter : float, int
         Of each conjugate-gradient run.
-    dof_factor : float
-        GCV's count of each degree of freedom (:func:`~streamls.solvers.gcv_score`).
     """
     h, p = W_current.shape
     V, b0 = B[:-1], B[-1]
@@ -371,7 +368,7 @@ def solve_hidden_matrix_free(
             scores, criterion = losses / (held_out.n * k), "validation"
         else:
             rss = fixed_pattern_losses_of(candidates, applied.train, r, centred)
-            scores, criterion = gcv_score(rss, block_dof(np.linalg.eigvalsh(D), weights, ridges), n * k, dof_factor), "gcv"
+            scores, criterion = gcv_score(rss, block_dof(np.linalg.eigvalsh(D), weights, ridges), n * k), "gcv"
         best = best_score(scores)
         chosen, choice = float(grid[best]), RidgeChoice(float(grid[best]), criterion, scores)
         if chosen != first_l2:

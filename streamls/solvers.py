@@ -304,23 +304,8 @@ class RidgePath:
         return np.maximum(shifted, np.maximum(floor, np.finfo(float).tiny))
 
 
-#: Generalised cross-validation counts each effective degree of freedom this many times. The
-#: degrees of freedom of a solve count its weights as if the activation pattern were given,
-#: but the hidden hyperplanes that make the pattern are fitted to the same rows, so the
-#: network adapts to them more than those degrees of freedom say, and plain GCV (factor 1)
-#: chose ridges too small: it overfit the small real data sets. 3 is the cost per fitted knot
-#: that Friedman (1991) recommends for the GCV of MARS, whose basis is also placed by the
-#: data; measured on the seven real data sets of benchmarks/compare.py (docs/method.md).
-#: On many rows per weight the factor changes nothing. A sampled run's earlier stages, whose
-#: models only start the next, use plain GCV (see ``AlternatingRidge.step``).
-GCV_DOF_FACTOR = 3.0
-
-
-def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int, dof_factor: float = GCV_DOF_FACTOR) -> np.ndarray:
-    """Generalised cross-validation ``(rss / N) / (1 - F dof / N)^2``, ``F`` = ``dof_factor``.
-
-    Golub, Heath and Wahba (1979) with each degree of freedom counted ``F`` times, as
-    Friedman's (1991) GCV for MARS counts its adaptively placed basis.
+def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int) -> np.ndarray:
+    """Generalised cross-validation ``(rss / N) / (1 - dof / N)^2`` (Golub, Heath and Wahba 1979).
 
     Parameters
     ----------
@@ -330,15 +315,13 @@ def gcv_score(rss: np.ndarray, dof: np.ndarray, n_residuals: int, dof_factor: fl
         Their effective degrees of freedom (traces of the hat matrices).
     n_residuals : int
         ``N``, the residuals summed (rows times outputs).
-    dof_factor : float
-        ``F``, the count of each degree of freedom (1: plain GCV).
 
     Returns
     -------
     numpy.ndarray, shape (r,)
-        ``inf`` where ``F dof >= N``.
+        ``inf`` where ``dof >= N``.
     """
-    slack = 1.0 - dof_factor * dof / max(n_residuals, 1)
+    slack = 1.0 - dof / max(n_residuals, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(slack > 0, (rss / max(n_residuals, 1)) / slack**2, np.inf)
 
@@ -379,8 +362,7 @@ def output_layers(path: RidgePath, G: np.ndarray, C: np.ndarray, ridges: np.ndar
 
 
 def choose_output_layer(
-    G: np.ndarray, C: np.ndarray, sum_yy: np.ndarray, held_out: HeldOutSums | None, grid: np.ndarray = L2_GRID,
-    dof_factor: float = GCV_DOF_FACTOR,
+    G: np.ndarray, C: np.ndarray, sum_yy: np.ndarray, held_out: HeldOutSums | None, grid: np.ndarray = L2_GRID
 ) -> tuple[np.ndarray, SolveReport, RidgeChoice]:
     """Output weights with the ridge of ``grid`` that scores best: on the held-out rows, else by GCV.
 
@@ -391,8 +373,6 @@ def choose_output_layer(
         The validation rows' sums; ``None`` or empty: generalised cross-validation.
     grid : numpy.ndarray, shape (r,)
         Relative ridges.
-    dof_factor : float
-        GCV's count of each degree of freedom (:func:`gcv_score`).
 
     Returns
     -------
@@ -409,7 +389,7 @@ def choose_output_layer(
     else:
         rss = np.array([output_loss(G, C, sum_yy, B) for B in candidates])
         # Each output fits the h penalised weights' effective freedom plus its bias.
-        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), int(round(G[-1, -1])) * k, dof_factor)
+        scores = gcv_score(rss, k * (path.dof(grid * scale) + 1.0), int(round(G[-1, -1])) * k)
         criterion = "gcv"
     best = best_score(scores)
     B = candidates[best]
@@ -428,7 +408,6 @@ def choose_hidden_layer(
     damping: float = 0.0,
     W_current: np.ndarray | None = None,
     grid: np.ndarray = L2_GRID,
-    dof_factor: float = GCV_DOF_FACTOR,
 ) -> tuple[np.ndarray, SolveReport, np.ndarray, np.ndarray, RidgeChoice]:
     """Hidden weights with the ridge of ``grid`` that scores best under the fixed pattern.
 
@@ -450,8 +429,6 @@ def choose_hidden_layer(
     W_current : numpy.ndarray, shape (h, p), optional
         Required when ``damping > 0``.
     grid : numpy.ndarray, shape (r,)
-    dof_factor : float
-        GCV's count of each degree of freedom (:func:`gcv_score`).
 
     Returns
     -------
@@ -478,7 +455,7 @@ def choose_hidden_layer(
         criterion = "validation"
     else:
         rss = fixed_pattern_losses(M, r, candidates, sum_y, sum_yy, n, b0)
-        scores = gcv_score(rss, path.dof(ridges), n * k, dof_factor)
+        scores = gcv_score(rss, path.dof(ridges), n * k)
         criterion = "gcv"
     best = best_score(scores)
     step = ridges[best] + prox

@@ -20,7 +20,6 @@ import numpy as np
 from .hyperparameters import AUTO
 from .matrix_free import solve_hidden_matrix_free
 from .solvers import (
-    GCV_DOF_FACTOR,
     STEP_LENGTHS,
     best_candidate,
     choose_hidden_layer,
@@ -66,13 +65,11 @@ class RowPasses(Protocol):
 class SolverStrategy(Protocol):
     """Turns the statistics of the current model's pass into the next model."""
 
-    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None, last_stage: bool = True) -> Step:
+    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None) -> Step:
         """The next model from ``stats`` (a pass with hidden-layer sums) and the current ``state``.
 
         ``rows`` runs further passes over the same rows: the products of the matrix-free
         hidden solve (statistics in the block form) and the step search's candidates.
-        ``last_stage``: whether the pass's sample stage is the schedule's last, whose model
-        is the one kept (``False`` for an earlier stage of a sampled run).
         """
 
 
@@ -119,15 +116,8 @@ class AlternatingRidge:
     damping: float
     search: bool = False
 
-    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None, last_stage: bool = True) -> Step:
-        """Both half-steps from one pass; the damping adapts to the current stage's realised losses.
-
-        GCV counts each degree of freedom :data:`~streamls.solvers.GCV_DOF_FACTOR` times on
-        the last stage and once before it: an earlier stage's model only starts the next
-        stage, and its heavier ridge changed the path to a worse end (teacher data of
-        benchmarks/big_data.py, seed 0, held-out loss at the end with the factor on every
-        stage / on the last only: 4M rows 0.0409 / 0.0405, 20M rows 0.0415 / 0.0408).
-        """
+    def step(self, stats: PassStatistics, state: TrainState, rows: RowPasses | None = None) -> Step:
+        """Both half-steps from one pass; the damping adapts to the current stage's realised losses."""
         assert stats.Q is not None and stats.s is not None
         start = time.perf_counter()
         n, k = max(stats.n, 1), stats.C.shape[1]
@@ -135,9 +125,8 @@ class AlternatingRidge:
         losses = [r.train_loss for r in state.stage_history()]
         damping = next_damping(state.solve.damping, losses, self.damping)
         auto = self.l2 == AUTO
-        dof_factor = GCV_DOF_FACTOR if last_stage else 1.0
         if auto:
-            B, out_report, out_choice = choose_output_layer(stats.G, stats.C, stats.sum_yy, stats.held_out, dof_factor=dof_factor)
+            B, out_report, out_choice = choose_output_layer(stats.G, stats.C, stats.sum_yy, stats.held_out)
             l2_output = out_choice.l2
         else:
             l2_output = float(self.l2)
@@ -149,7 +138,7 @@ class AlternatingRidge:
             previous = state.solve.l2_hidden
             matrix_free = solve_hidden_matrix_free(
                 stats.D, stats.Q, stats.s, B, train, rows.products, None if auto else l2_output, damping, state.W,
-                stats.held_out, previous if math.isfinite(previous) else l2_output, dof_factor=dof_factor,
+                stats.held_out, previous if math.isfinite(previous) else l2_output,
             )
             W, l2_hidden, predicted = matrix_free.W, matrix_free.l2, matrix_free.predicted
             logdet = condition = math.nan
@@ -157,8 +146,7 @@ class AlternatingRidge:
         else:
             assert stats.P is not None
             if auto:
-                W, hid_report, M, r, hid_choice = choose_hidden_layer(stats.P, stats.Q, stats.s, B, train, stats.held_out, damping, state.W,
-                                                                     dof_factor=dof_factor)
+                W, hid_report, M, r, hid_choice = choose_hidden_layer(stats.P, stats.Q, stats.s, B, train, stats.held_out, damping, state.W)
                 l2_hidden = hid_choice.l2
             else:
                 l2_hidden = l2_output

@@ -358,8 +358,7 @@ class Trainer:
         if decision.action == "stop":
             assert decision.reason is not None
             return state, self._result(state, stats, decision.reason)
-        last_stage = stage.everything or state.final_stage or decision.final
-        step = self.solver.step(stats, state, self._row_passes(state), last_stage)
+        step = self.solver.step(stats, state, self._row_passes(state))
         del stats  # the next pass builds new matrices; do not hold two sets at once
         if decision.final:
             logger.info("stage %d: rows new to the model fit as well as the sample; this stage is the last", stage.index)

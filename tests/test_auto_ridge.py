@@ -14,7 +14,7 @@ import pytest
 
 import streamls
 from streamls.schedule import run_stop_reason, stop_reason, validation_rising
-from streamls.solvers import GCV_DOF_FACTOR, L2_GRID, best_score, choose_hidden_layer, choose_output_layer
+from streamls.solvers import L2_GRID, best_score, choose_hidden_layer, choose_output_layer
 from streamls.state import IterationRecord
 from streamls.stats.pass_stats import HeldOutSums
 
@@ -94,10 +94,10 @@ def test_hidden_ridge_minimises_the_validation_loss_over_the_grid(k: int, dampin
 
 
 def gcv_reference(Z, t, penalty, n_residuals, outputs=1):
-    """GCV from the explicit hat matrix: ``N ||(I - H) t||^2 / (N - F outputs tr H)^2``, F the dof factor."""
+    """GCV from the explicit hat matrix: ``N ||(I - H) t||^2 / (N - outputs tr H)^2``."""
     H = Z @ np.linalg.solve(Z.T @ Z + penalty, Z.T)
     residual = t - H @ t
-    return n_residuals * float((residual**2).sum()) / (n_residuals - GCV_DOF_FACTOR * outputs * np.trace(H)) ** 2
+    return n_residuals * float((residual**2).sum()) / (n_residuals - outputs * np.trace(H)) ** 2
 
 
 @pytest.mark.parametrize("k", [1, 2])
@@ -123,10 +123,10 @@ def test_hidden_gcv_equals_its_closed_form_on_the_design_matrix(k: int) -> None:
 
 
 def test_gcv_takes_the_largest_ridge_when_too_few_rows_leave_no_score_finite() -> None:
-    # 12 rows, 10 inputs: even the largest ridge leaves 3 * df >= N for the smallest grid
-    # points; with 4 rows no grid point is finite, and the most shrunk fit is the safe one.
+    # 12 rows, 10 inputs and the bias: finite scores. One row: the bias alone leaves df = N at
+    # every grid point, no score is finite, and the most shrunk fit is the safe one.
     rng = np.random.default_rng(3)
-    for n, finite in ((12, True), (4, False)):
+    for n, finite in ((12, True), (1, False)):
         phi = np.column_stack([rng.normal(size=(n, 10)), np.ones(n)])
         y = rng.normal(size=(n, 1))
         _, _, choice = choose_output_layer(phi.T @ phi, phi.T @ y, (y**2).sum(0), None)

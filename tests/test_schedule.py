@@ -274,25 +274,6 @@ def test_resuming_mid_stage_from_a_checkpoint_gives_the_uninterrupted_model(stor
     assert [r.train_loss for r in resumed.history] == [r.train_loss for r in reference.history]
 
 
-def test_gcv_counts_its_factor_on_the_last_stage_only(stored: str, monkeypatch) -> None:
-    from streamls import strategies
-
-    config = replace(CONFIG, validation_fraction=0.0)  # the ridge chosen by GCV
-    dataset = Dataset(f"{stored}:/X", f"{stored}:/y", block_rows=4000)
-    plain = run(dataset, config)
-    monkeypatch.setattr(strategies, "GCV_DOF_FACTOR", 1e3)  # a factor no ridge choice can miss
-    heavy = run(dataset, config)
-    last = max(r.stage for r in plain.history)
-    before = [i for i, r in enumerate(plain.history) if r.stage < last]
-    assert before and len(before) < len(plain.history)
-    for name in ("l2_output", "l2_hidden", "train_loss"):  # earlier stages: plain GCV either way
-        np.testing.assert_array_equal([getattr(heavy.history[i], name) for i in before],
-                                      [getattr(plain.history[i], name) for i in before])
-    changed = [i for i in range(len(before), min(len(plain.history), len(heavy.history)))
-               if heavy.history[i].l2_hidden != plain.history[i].l2_hidden]
-    assert changed and all(heavy.history[i].l2_hidden > plain.history[i].l2_hidden for i in changed)
-
-
 def test_full_schedule_reads_every_row_in_every_pass(stored: str) -> None:
     dataset = Dataset(f"{stored}:/X", f"{stored}:/y", block_rows=4000)
     result = run(dataset, replace(CONFIG, schedule="full", max_iter=3))
