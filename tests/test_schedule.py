@@ -14,7 +14,7 @@ from conftest import teacher_data
 from streamls import TrainConfig, Trainer
 from streamls.backends import LocalBackend
 from streamls.cli.checkpoint import load_checkpoint, save_checkpoint
-from streamls.schedule import GAP_SE, MIN_SAMPLE_ROWS, RowSchedule, Stage, stage_fractions
+from streamls.schedule import GAP_RESOLUTION, GAP_SE, MIN_SAMPLE_ROWS, RowSchedule, Stage, stage_fractions
 from streamls.sources import Dataset
 from streamls.split import row_ranks, row_uniforms
 from streamls.state import IterationRecord, TrainState
@@ -74,10 +74,14 @@ def test_grow_when_the_improvement_is_below_the_standard_error() -> None:
 def test_end_early_when_fresh_rows_fit_as_well_as_the_sample() -> None:
     schedule = RowSchedule("sample", (0.25, 0.5, 1.0), tol=1e-4, window=2)
     stage = Stage(1, 0.5, 0.25)
-    fitting = [record(0.5, 0.01, 1, gap=0.9 * GAP_SE * 0.02, gap_se=0.02)]
-    overfit = [record(0.5, 0.01, 1, gap=1.1 * GAP_SE * 0.02, gap_se=0.02)]
-    assert schedule.decide(fitting, stage, False) .final
+    fitting = [record(0.5, 0.01, 1, gap=0.9 * GAP_SE * 0.002, gap_se=0.002)]
+    overfit = [record(0.5, 0.01, 1, gap=1.1 * GAP_SE * 0.002, gap_se=0.002)]
+    assert schedule.decide(fitting, stage, False).final
     assert not schedule.decide(overfit, stage, False).final
+    # No gap at all, but a test too coarse to see a gap of GAP_RESOLUTION of the loss: grow on.
+    coarse_se = 1.1 * GAP_RESOLUTION * 0.5 / GAP_SE
+    assert not schedule.decide([record(0.5, 0.01, 1, gap=0.0, gap_se=coarse_se)], stage, False).final
+    assert schedule.decide([record(0.5, 0.01, 1, gap=0.0, gap_se=coarse_se / 1.2)], stage, False).final
     assert not RowSchedule("sample-all", (0.25, 0.5, 1.0), 1e-4, 2).decide(fitting, stage, False).final
     # A final stage stops by the ordinary rule only, and says it ended on a sample: an
     # improvement below the standard error (0.001 < 0.01) is still progress there.
