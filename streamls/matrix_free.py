@@ -384,8 +384,8 @@ def solve_hidden_matrix_free(
 
 #: The cost model of the automatic choice, in multiply-adds per row and pass (measured on 2
 #: cores, 8k-row blocks): reading a pooled row, standardising it, its pattern, ``G`` and the
-#: loss cost about as much as 25,000 multiply-adds at the rate of the dense pass's rank-k
-#: update; the product passes' skinny matrix products run at about half that rate.
+#: loss cost about as much as 25,000 multiply-adds at the rate of the dense pass's matrix
+#: product; the product passes' skinny matrix products run at about half that rate.
 PASS_OVERHEAD = 25_000
 PRODUCT_SLOWDOWN = 2.0
 #: Products a matrix-free solve is predicted to take (a second run when ``l2="auto"``
@@ -409,13 +409,16 @@ class HiddenSolverCosts:
 def predicted_costs(rows: int, h: int, p: int, k: int, auto_l2: bool) -> HiddenSolverCosts:
     """The cost model: the pass and solve of each path for ``rows`` rows and ``h`` neurons of ``p`` inputs.
 
-    Dense: one pass building ``P`` (``(h p + k + 1)^2 / 2`` per row) and the ``(h p)^3`` solve
-    (eigendecomposition with ``l2="auto"``, else Cholesky). Matrix-free: one pass building
-    ``D`` (``h p^2 / 4`` per row), then :data:`EXPECTED_PRODUCTS` product passes (twice with
-    ``l2="auto"``) of ``2 h (p + k)`` per row each; every pass also pays :data:`PASS_OVERHEAD`.
+    Dense: one pass building ``P`` from its distinct entries (``h (h + 1) / 2 * p (p + 1) / 2``
+    per row, :func:`streamls.stats.pass_stats.pair_gram`) and ``Q``, ``s`` (``h p (k + 1)``),
+    and the ``(h p)^3`` solve (eigendecomposition with ``l2="auto"``, else Cholesky).
+    Matrix-free: one pass building ``D`` (``h p^2 / 4`` per row), then
+    :data:`EXPECTED_PRODUCTS` product passes (twice with ``l2="auto"``) of ``2 h (p + k)`` per
+    row each; every pass also pays :data:`PASS_OVERHEAD`.
     """
     unknowns = h * p
-    dense = rows * ((unknowns + k + 1) ** 2 / 2 + PASS_OVERHEAD) + (EIGH_COST if auto_l2 else CHOLESKY_COST) * unknowns**3
+    dense_pass = (h * (h + 1) // 2) * (p * (p + 1) // 2) + unknowns * (k + 1) + PASS_OVERHEAD
+    dense = rows * dense_pass + (EIGH_COST if auto_l2 else CHOLESKY_COST) * unknowns**3
     passes = EXPECTED_PRODUCTS * (2 if auto_l2 else 1)
     product = PRODUCT_SLOWDOWN * 2 * h * (p + k) + PASS_OVERHEAD
     matrix_free = rows * (h * p * p / 4 + PASS_OVERHEAD) + passes * rows * product

@@ -2,7 +2,7 @@
 
 The reference builds the rows ``z_i = a_i kron x~_i`` explicitly for every row at once
 and sums with plain numpy; streamls accumulates the same sums block by block (in tiles,
-with syrk) through :func:`streamls.stats.accumulate`.
+from pair products) through :func:`streamls.stats.accumulate`.
 """
 
 from __future__ import annotations

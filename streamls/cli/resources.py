@@ -1,15 +1,15 @@
 """Memory estimates for a training run, and the block size that keeps the peak under a limit.
 
 The peak of a local run is dominated by the hidden-layer statistics: ``P`` has
-``(h p)^2`` float64 entries (``p = d + 1``). While a block is summed, six matrices of that
-size live at once: the previous pass's statistics (still referenced by the training loop),
-the running total, the previous block's part (still bound in the accumulation loop), and
-the new block's upper triangle, full matrix and triangle temporary. During the solve there
+``(h p)^2`` float64 entries (``p = d + 1``). While a block is summed, up to five matrices of
+that size live at once: the previous pass's statistics (still referenced by the training
+loop), the running total, the previous block's part (still bound in the accumulation loop),
+and the new block's full matrix with its pair sums (a quarter of one). During the solve there
 are five: ``P``, ``M``, ``M`` plus the ridge, its Cholesky factor and the temporary of the
-norm estimate. Measured with tracemalloc (h = 48 and 64, d = 31), the live peak was
-6.1 matrices plus the block buffers. Everything else scales with the block's rows.
-Each further thread computing blocks in parallel holds one more block's buffers and
-three more matrices (its upper triangle, full matrix and finished part).
+norm estimate. Measured with tracemalloc (h = 48, d = 31), the live peak was 4.9 matrices
+plus the block buffers; the count of six keeps a margin. Everything else scales with the
+block's rows. Each further thread computing blocks in parallel holds one more block's
+buffers and up to three more matrices (its pair sums, full matrix and finished part).
 """
 
 from __future__ import annotations
@@ -82,8 +82,10 @@ class MemoryEstimate:
 
     @property
     def tile_bytes(self) -> int:
-        """The Kronecker-row tile of :func:`streamls.stats.pass_stats.hidden_gram`."""
-        return tile_rows(self.hp) * self.hp * 8
+        """The tiles of pair products of :func:`streamls.stats.pass_stats.pair_gram`."""
+        h, p = self.hidden_units, self.n_features + 1
+        width = h * (h + 1) // 2 + p * (p + 1) // 2
+        return tile_rows(width) * width * 8
 
     @property
     def row_bytes(self) -> int:
