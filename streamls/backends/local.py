@@ -18,8 +18,8 @@ S = TypeVar("S", DataMoments, PassStatistics)
 #: Above this size of one block's statistics (a Gram matrix about 720 wide) the matrix
 #: product of ``P`` dominates a pass and one multi-threaded product beats several
 #: single-threaded ones that each stream their own matrix through the cache. Measured on 2
-#: cores from HDF5, blocks in parallel over one block thread: 2.4-3.1x at 272 hidden unknowns,
-#: 1.28-1.31x at 544 and 0.78x at 1056 (with the pair products of
+#: cores from HDF5, blocks in parallel over one block thread: 1.22x at 272 hidden unknowns,
+#: 1.08x at 544 and 0.80x at 1056 (with the pair products of
 #: :func:`streamls.stats.pass_stats.pair_gram`; the symmetric rank-k update before them gave
 #: 1.27x at 544 and 0.75x at 1056).
 PARALLEL_BLOCKS_MAX_BYTES = 4 << 20

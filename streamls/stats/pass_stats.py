@@ -18,7 +18,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from scipy.linalg import blas
 
 from ..errors import StatisticsError
 
@@ -229,12 +228,12 @@ def pair_gram(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray, shape (h (h + 1) / 2, p (p + 1) / 2), F-ordered
+    numpy.ndarray, shape (h (h + 1) / 2, p (p + 1) / 2)
     """
     (m, h), p = a.shape, x_aug.shape[1]
     slope_pairs, input_pairs = h * (h + 1) // 2, p * (p + 1) // 2
     tile = max(1, min(m, tile_rows(slope_pairs + input_pairs)))
-    total = np.zeros((slope_pairs, input_pairs), order="F")
+    total, product = np.zeros((slope_pairs, input_pairs)), np.empty((slope_pairs, input_pairs))
     slopes, inputs = np.empty((slope_pairs, tile)), np.empty((input_pairs, tile))
     for start in range(0, m, tile):
         stop = min(start + tile, m)
@@ -242,8 +241,10 @@ def pair_gram(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
             slopes, inputs = np.empty((slope_pairs, stop - start)), np.empty((input_pairs, stop - start))
         pair_products(np.ascontiguousarray(a[start:stop].T), slopes)
         pair_products(np.ascontiguousarray(x_aug[start:stop].T), inputs)
-        # The transposes are F-ordered (rows, pairs) views: dgemm reads them without a copy.
-        blas.dgemm(1.0, slopes.T, inputs.T, beta=1.0, c=total, trans_a=1, overwrite_c=1)
+        # numpy's matmul, not scipy.linalg.blas: f2py's wrappers hold the GIL, so blocks on
+        # two threads ran no faster than on one.
+        np.matmul(slopes, inputs.T, out=product)
+        total += product
     return total
 
 
