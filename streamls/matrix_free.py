@@ -1,6 +1,6 @@
 """The hidden-layer solve without forming ``M``: preconditioned conjugate gradients (METHOD.md, wide data).
 
-The dense solve needs ``P``, ``(h p)^2`` numbers and ``(h p)^2 / 2`` multiply-adds per row.
+The dense solve needs ``P``, ``(h p)^2`` numbers and about ``(h p)^2 / 4`` multiply-adds per row.
 Here ``M`` is only applied, by product passes over the rows (:mod:`streamls.stats.products`,
 ``2 h (p + k)`` multiply-adds per row and product), and preconditioned by its diagonal
 blocks ``||V_j||^2 D_j``, which the statistics pass sums in the block form at ``h p^2 / 4``
