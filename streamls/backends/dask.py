@@ -14,7 +14,8 @@ The sample pool stays where it was read: the moments pass's task per partition a
 that partition's pooled rows, the backend holds that task's future (only its moments,
 without the rows, are summed), and later passes over the pool run one task per held part,
 on the worker that has it. A part lost with its worker is recomputed from storage, since
-the client still wants it. Each partition is one task key
+the client still wants it (its task holds the dataset and request by value, so nothing it
+needs can be lost with a worker). Each partition is one task key
 and the tree is fixed before any task runs, so no partition can be counted twice or
 lost, and the sum does not depend on which task finishes first: a pass is bitwise
 reproducible for a given partitioning.
@@ -113,14 +114,11 @@ class DaskPool:
         Pooled rows per part (for progress).
     n_rows : int
         Rows of the dataset.
-    inputs : list of Future
-        The scattered dataset and request the parts were computed from, kept for recomputing.
     """
 
     parts: list[Future]
     rows: list[int]
     n_rows: int
-    inputs: list[Future]
 
 
 def partition_ranges(
@@ -285,16 +283,23 @@ class DaskBackend:
         StreamLSError
             If the summed partitions do not cover rows ``[0, n_rows)`` exactly.
         """
-        name, parts, rows, _ = self._partition_tasks(dataset, request)
+        name, parts, rows = self._partition_tasks(dataset, request)
         return self._reduced(parts, rows, name, dataset.n_rows, dataset.name)
 
     def pool(self, dataset: Dataset, request: MomentsRequest) -> tuple[DataMoments, DaskPool]:
-        """The moments pass, each partition's pooled rows kept on its worker (see the module docstring)."""
-        name, parts, rows, inputs = self._partition_tasks(dataset, request, partition_pool)
+        """The moments pass, each partition's pooled rows kept on its worker (see the module docstring).
+
+        The dataset and request go by value in each task, so that a part lost with its
+        worker can be recomputed for as long as the pool lives: Dask's active memory manager
+        drops the extra replicas of scattered data once no task waits on them, and a
+        scattered input that was left only on the lost worker cannot be recomputed (a test
+        run under load lost the whole pass that way).
+        """
+        name, parts, rows = self._partition_tasks(dataset, request, partition_pool, by_value=True)
         moments = [self.client.submit(without_pool, part, key=f"{part.key}-moments") for part in parts]
         counts = [self.client.submit(_pooled_rows, m, key=f"{m.key}-count") for m in moments]
         total = self._reduced(moments, dict(zip([m.key for m in moments], rows.values())), name, dataset.n_rows, dataset.name)
-        return total, DaskPool(parts, self.client.gather(counts), dataset.n_rows, inputs)
+        return total, DaskPool(parts, self.client.gather(counts), dataset.n_rows)
 
     def run_pooled(self, pool: DaskPool, request: StatisticsRequest) -> PassStatistics:
         """Sum ``request``'s statistics over the pooled rows, each partition's where it is held."""
@@ -309,19 +314,27 @@ class DaskBackend:
         return self._reduced(parts, rows, name, pool.n_rows, "the pool")
 
     def _partition_tasks(
-        self, dataset: Dataset, request: PassRequest[S], task: Callable[..., Partial[Any]] = partition_statistics
-    ) -> tuple[str, list[Future], dict[str, int], list[Future]]:
-        """One ``task(dataset, request, start, stop)`` per partition: the name, futures, rows per key and the scattered inputs."""
+        self,
+        dataset: Dataset,
+        request: PassRequest[S],
+        task: Callable[..., Partial[Any]] = partition_statistics,
+        by_value: bool = False,
+    ) -> tuple[str, list[Future], dict[str, int]]:
+        """One ``task(dataset, request, start, stop)`` per partition: the name, futures and rows per key.
+
+        ``by_value``: embed ``dataset`` and ``request`` in every task instead of scattering
+        them once to every worker, for results that must stay recomputable after the pass.
+        """
         ranges = self.partitions(dataset)
         name = f"streamls-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         logger.debug("%s: %d partitions over %d worker threads", name, len(ranges), self.threads)
-        # Sent once per pass to every worker; tasks refer to them by key.
-        dataset_f, request_f = self.client.scatter([dataset, request], broadcast=True, hash=False)
+        # Otherwise sent once per pass to every worker; tasks refer to them by key.
+        inputs = (dataset, request) if by_value else self.client.scatter([dataset, request], broadcast=True, hash=False)
         parts = [
-            self.client.submit(task, dataset_f, request_f, a, b, key=f"{name}-part-{i}")
+            self.client.submit(task, *inputs, a, b, key=f"{name}-part-{i}")
             for i, (a, b) in enumerate(ranges)
         ]
-        return name, parts, {part.key: b - a for part, (a, b) in zip(parts, ranges)}, [dataset_f, request_f]
+        return name, parts, {part.key: b - a for part, (a, b) in zip(parts, ranges)}
 
     def _reduced(self, parts: list[Future], rows: dict[str, int], name: str, n_rows: int, what: str) -> Any:
         """The tree sum of partials covering rows ``[0, n_rows)``, reporting each finished part's rows."""
