@@ -237,7 +237,7 @@ def pair_gram(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
     slopes, inputs = np.empty((slope_pairs, tile)), np.empty((input_pairs, tile))
     for start in range(0, m, tile):
         stop = min(start + tile, m)
-        if stop - start < tile:  # the last, shorter tile gets buffers of its own: slices of the others would be copied for BLAS
+        if stop - start < tile:  # the last, shorter tile gets its own buffers: slices would be copied for BLAS
             slopes, inputs = np.empty((slope_pairs, stop - start)), np.empty((input_pairs, stop - start))
         pair_products(np.ascontiguousarray(a[start:stop].T), slopes)
         pair_products(np.ascontiguousarray(x_aug[start:stop].T), inputs)
