@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import NumericalError
 from .solvers import L2_GRID, RidgeChoice, best_score, centred_target_sum, gcv_score, hidden_rhs
-from .stats.pass_stats import HeldOutSums
+from .stats.pass_stats import HeldOutSums, pair_counts
 from .stats.products import HiddenProducts
 
 #: Conjugate gradients stop when the residual of the damped system falls below this share
@@ -417,7 +417,8 @@ def predicted_costs(rows: int, h: int, p: int, k: int, auto_l2: bool) -> HiddenS
     row each; every pass also pays :data:`PASS_OVERHEAD`.
     """
     unknowns = h * p
-    dense_pass = (h * (h + 1) // 2) * (p * (p + 1) // 2) + unknowns * (k + 1) + PASS_OVERHEAD
+    slope_pairs, input_pairs = pair_counts(h, p)
+    dense_pass = slope_pairs * input_pairs + unknowns * (k + 1) + PASS_OVERHEAD
     dense = rows * dense_pass + (EIGH_COST if auto_l2 else CHOLESKY_COST) * unknowns**3
     passes = EXPECTED_PRODUCTS * (2 if auto_l2 else 1)
     product = PRODUCT_SLOWDOWN * 2 * h * (p + k) + PASS_OVERHEAD

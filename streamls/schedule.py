@@ -13,9 +13,9 @@ row index, :func:`streamls.split.row_ranks`), doubling ``f`` in stages:
   well as those it was trained on, within :data:`GAP_SE` standard errors of the difference,
   and those standard errors are fine enough to see a gap that matters
   (:data:`GAP_RESOLUTION`): more rows no longer change the model beyond noise. That stage
-  is then the last; the ordinary stopping rule ends it, without reading the rest. (The grow rule's test does not:
-  an improvement below the loss's standard error is still progress once the sample is not
-  over-fitted.);
+  is then the last; the ordinary stopping rule ends it, without reading the rest. (The
+  grow rule's test does not: an improvement below the loss's standard error is still
+  progress once the sample is not over-fitted.);
 - the last stage is every row, and the ordinary stopping rule ends it.
 
 ``"sample-all"`` grows the same way but never ends early; ``"full"`` reads every row in

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..sizes import format_size
-from ..stats.pass_stats import tile_rows
+from ..stats.pass_stats import pair_counts, pair_tile_rows
 from .messages import rechunk_command
 
 #: Matrices of size ``(h p)^2`` alive at the peak with one block thread, and per further thread
@@ -84,8 +84,7 @@ class MemoryEstimate:
     def tile_bytes(self) -> int:
         """The tiles of pair products of :func:`streamls.stats.pass_stats.pair_gram`."""
         h, p = self.hidden_units, self.n_features + 1
-        width = h * (h + 1) // 2 + p * (p + 1) // 2
-        return tile_rows(width) * width * 8
+        return pair_tile_rows(h, p) * sum(pair_counts(h, p)) * 8
 
     @property
     def row_bytes(self) -> int:

@@ -211,6 +211,16 @@ def pair_products(columns: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def pair_counts(h: int, p: int) -> tuple[int, int]:
+    """Distinct pairs of ``h`` slopes and of ``p`` inputs: the shape of :func:`pair_gram`'s ``T``."""
+    return h * (h + 1) // 2, p * (p + 1) // 2
+
+
+def pair_tile_rows(h: int, p: int) -> int:
+    """Rows of one tile of pair products in :func:`pair_gram` (:func:`tile_rows` of both pair counts)."""
+    return tile_rows(sum(pair_counts(h, p)))
+
+
 def pair_gram(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
     """``T = sum_i pairs(a_i) pairs(x~_i)^T``: every distinct entry of ``P``, shape (h (h + 1) / 2, p (p + 1) / 2).
 
@@ -231,8 +241,8 @@ def pair_gram(a: np.ndarray, x_aug: np.ndarray) -> np.ndarray:
     numpy.ndarray, shape (h (h + 1) / 2, p (p + 1) / 2)
     """
     (m, h), p = a.shape, x_aug.shape[1]
-    slope_pairs, input_pairs = h * (h + 1) // 2, p * (p + 1) // 2
-    tile = max(1, min(m, tile_rows(slope_pairs + input_pairs)))
+    slope_pairs, input_pairs = pair_counts(h, p)
+    tile = max(1, min(m, pair_tile_rows(h, p)))
     total, product = np.zeros((slope_pairs, input_pairs)), np.empty((slope_pairs, input_pairs))
     slopes, inputs = np.empty((slope_pairs, tile)), np.empty((input_pairs, tile))
     for start in range(0, m, tile):
