@@ -51,6 +51,12 @@ MIN_STAGES = 5
 #: costs. Measured on 500k teacher rows, d = 128, h = 32 (4 stages): sampled, the held-out
 #: loss was 0.0707 after 115 s; on every row 0.104 after 250 s.
 MATRIX_FREE_MIN_STAGES = 3
+#: The stage whose first pass judges a race of starts on sampled data (``n_init > 1``): the
+#: fifth, whose sample holds 16 times the first's rows (256 per unknown), or the last sampled
+#: stage if there are fewer. Losses of the first stage (16 rows per unknown) told little:
+#: on the 4M-row teacher data of benchmarks/big_data.py a race judged there kept a start
+#: that ended at a held-out 0.0416 where one start alone ended at 0.0404.
+RACE_STAGE = 4
 #: Iterations over which the grow rule compares the stage's best losses.
 GROW_WINDOW = 2
 #: Standard errors of the loss below which an improvement counts as noise.
@@ -69,8 +75,8 @@ GAP_SE = 2.0
 #: held-out 0.0305, with a resolution of 2% on 131k rows at 0.0302. At 2% the 4M- and 20M-row
 #: teacher data of benchmarks/big_data.py ended on 147k rows at 0.04044 and 0.04082, 0.2% and
 #: 0.9% above a streaming Adam's best; at 1% they grow to 590k rows and end at 0.04027 and
-#: 0.04065 (seed 0; seeds 1 and 2 of the 20M data: 0.04089 to 0.04082, and 0.04016), in about
-#: twice the time; at 0.5% the 4M data grew to 2.36M rows for 0.04025.
+#: 0.04065 in about twice the time (seed 0; on the 20M data seed 1 went from 0.04089 to 0.04082,
+#: seed 2 ended at 0.04016); at 0.5% the 4M data grew to 2.36M rows for 0.04025.
 GAP_RESOLUTION = 0.01
 
 
@@ -223,6 +229,10 @@ class RowSchedule:
     def stage(self, index: int) -> Stage:
         """Stage ``index``."""
         return Stage(index, self.fractions[index], self.fractions[index - 1] if index > 0 else 0.0)
+
+    def race_stage(self) -> int:
+        """The stage on which a race of starts is judged: :data:`RACE_STAGE`, at most the last sampled one; 0 for one stage."""
+        return min(RACE_STAGE, max(len(self.fractions) - 2, 0))
 
     def pool_fraction(self, affordable: float) -> float:
         """The largest stage fraction within ``affordable`` (the memory budget's share of rows); 0: no pool.

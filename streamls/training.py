@@ -260,7 +260,7 @@ class Trainer:
         anchors = standardizer.inputs(moments.anchors())
         W = initial_weights(anchors, cfg.hidden_units, rng)
         # Drawn after the first start, so that one start is the same whatever n_init.
-        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts(len(self.schedule.fractions), self.matrix_free) - 1)]
+        self._rival_starts = [initial_weights(anchors, cfg.hidden_units, rng) for _ in range(cfg.starts(self.matrix_free) - 1)]
         return self._fresh_state(W, np.zeros((cfg.hidden_units + 1, k)), standardizer, pool_fraction)
 
     def _moments_pass(self, request: MomentsRequest, pool_fraction: float) -> Any:
@@ -309,34 +309,44 @@ class Trainer:
                 return result
 
     def _races(self, state: TrainState) -> bool:
-        """Whether to race several starts from ``state``: a fresh run, its first stage in memory, and
+        """Whether to race several starts from ``state``: a fresh run, the judging stage in memory, and
         ``max_iter`` beyond the race's :data:`RACE_ITERATIONS`."""
-        in_memory = state.pool_fraction >= self.schedule.stage(0).fraction
+        in_memory = state.pool_fraction >= self.schedule.stage(self.schedule.race_stage()).fraction
         return state.iteration == 0 and bool(self._rival_starts) and in_memory and self.config.max_iter > RACE_ITERATIONS
 
-    def _race(self, first: TrainState) -> tuple[TrainState, TrainResult | None]:
-        """Train every start on the first stage for up to :data:`RACE_ITERATIONS`; the lowest loss goes on.
+    def _racing(self, state: TrainState, judge: int) -> bool:
+        """Whether a start of the race trains on: on data of one stage for :data:`RACE_ITERATIONS`, else
+        up to and including the first pass of stage ``judge`` (unless it ends early before it)."""
+        if judge == 0:
+            return state.stage == 0 and state.iteration < RACE_ITERATIONS
+        return not state.final_stage and all(r.stage < judge for r in state.history)
 
-        The first stage is held in memory, so the race reads nothing from storage. Losses of
-        the first stage compare the starts on the same rows, whatever stage each reached.
-        The callback sees only the kept start, once, after the race: a run killed during the
-        race starts again from its beginning, which gives the same model.
+    def _race(self, first: TrainState) -> tuple[TrainState, TrainResult | None]:
+        """Train every start up to the judging stage (:meth:`RowSchedule.race_stage`); the lowest loss goes on.
+
+        The stages up to the judging one are held in memory, so the race reads nothing from
+        storage. Every start is judged by its best loss on the deepest stage all of them
+        reached (the judging stage's first pass, unless one ended early), so all are compared
+        on the same rows. The callback sees only the kept start, once, after the race: a run
+        killed during the race starts again from its beginning, which gives the same model.
         """
         entrants = [first, *(replace(first, W=W) for W in self._rival_starts)]
-        finished = []
+        judge = self.schedule.race_stage()
+        ran = []
         unrecorded = self._unrecorded_reads  # the moments pass's, for whichever start is kept
         for state in entrants:
             self._unrecorded_reads = unrecorded
             result = None
-            while result is None and state.stage == 0 and state.iteration < RACE_ITERATIONS:
+            while result is None and self._racing(state, judge):
                 state, result = self._advance(state, report=False)
-            first_stage = [r for r in state.history if r.stage == 0]
-            finished.append((min(monitored_losses(first_stage)), state, result))
-        best = min(range(len(finished)), key=lambda i: finished[i][0])
-        logger.info("race of %d starts: start %d has the lowest loss, %.6g (%s)", len(finished), best, finished[best][0],
-                    ", ".join(f"{loss:.6g}" for loss, _, _ in finished))
-        _, state, result = finished[best]
-        self._race_losses = tuple(loss for loss, _, _ in finished)
+            ran.append((state, result))
+        common = min(state.history[-1].stage for state, _ in ran)
+        losses = [min(monitored_losses([r for r in state.history if r.stage == common])) for state, _ in ran]
+        best = min(range(len(ran)), key=lambda i: losses[i])
+        logger.info("race of %d starts, judged on stage %d: start %d has the lowest loss, %.6g (%s)", len(ran), common,
+                    best, losses[best], ", ".join(f"{loss:.6g}" for loss in losses))
+        state, result = ran[best]
+        self._race_losses = tuple(losses)
         self._race_winner = best
         if result is None and self.callback is not None:
             self.callback(state, state.history[-1])

@@ -253,6 +253,21 @@ def test_a_seeded_sampled_run_is_the_same_whatever_the_blocks_threads_and_pool(s
         assert sum(r.rows_read for r in result.history) > len(DATA.y)
 
 
+def test_a_race_on_sampled_data_is_judged_on_the_first_pass_of_its_stage(stored: str, reference) -> None:
+    judge = RowSchedule.for_run("sample", len(DATA.y), 4 * 6 + 5, CONFIG.tol, CONFIG.n_iter_no_change).race_stage()
+    assert judge == 3  # five stages: the last sampled one
+    raced = run(Dataset(f"{stored}:/X", f"{stored}:/y", block_rows=4000), replace(CONFIG, n_init=3, max_iter=60))
+    losses, winner = raced.summary.race_losses, raced.summary.race_winner
+    assert len(losses) == 3 and winner == int(np.argmin(losses))
+    # The kept start's first pass of the judging stage holds its race loss (the validation loss).
+    first_pass = next(r for r in raced.history if r.stage == judge)
+    assert first_pass.val_loss == losses[winner]
+    # Start 0 is the one start of n_init=1, judged on the same rows.
+    assert losses[0] == next(r.val_loss for r in reference.history if r.stage == judge)
+    # The race reads nothing from storage beyond the moments pass.
+    assert sum(r.rows_read for r in raced.history) == len(DATA.y)
+
+
 def test_resuming_mid_stage_from_a_checkpoint_gives_the_uninterrupted_model(stored: str, reference, tmp_path: Path) -> None:
     saved: list[TrainState] = []
     switch = next(r.iteration for r in reference.history if r.stage == 1)
