@@ -34,6 +34,17 @@ from .stats.products import HiddenProducts
 CG_TOL = 1e-2
 CG_MAX_ITER = 30
 
+#: The preconditioner's blocks ``D_j`` are summed over a uniform share of a pass's rows: about
+#: this many rows per input, and at least :data:`PRECONDITIONER_MIN_ROWS` (every row below
+#: that). A block Jacobi preconditioner need only be near the diagonal blocks (conjugate
+#: gradients converge to the same solution with any), and ``64 p`` active rows estimate a
+#: ``p x p`` Gram within about ``2 / sqrt(64)`` of its spectrum; summing the blocks over every
+#: row cost ``h p^2 / 4`` multiply-adds per row, as much as about 20 product passes at d = 128,
+#: h = 32 and 40 at d = 256, h = 64. The ridges stay relative to the exact mean diagonal
+#: (:meth:`streamls.stats.PassStatistics.block_diagonal`).
+PRECONDITIONER_ROWS_PER_INPUT = 128
+PRECONDITIONER_MIN_ROWS = 16_384
+
 #: Singular values of the unit search directions below this share of the largest are cut
 #: from the search space of :func:`subspace_solutions`.
 SPAN_TOL = 1e-8
@@ -43,6 +54,12 @@ SPAN_TOL = 1e-8
 Products = Callable[[np.ndarray, np.ndarray], HiddenProducts]
 #: The same for one ``V``.
 Apply = Callable[[np.ndarray], HiddenProducts]
+
+
+def preconditioner_share(rows: int, p: int) -> float:
+    """The share of a pass's ``rows`` rows whose Grams make the preconditioner's blocks, for ``p`` inputs."""
+    wanted = max(PRECONDITIONER_ROWS_PER_INPUT * p, PRECONDITIONER_MIN_ROWS)
+    return min(1.0, wanted / max(rows, 1))
 
 
 @dataclass(frozen=True)
@@ -288,9 +305,12 @@ def fixed_pattern_losses_of(w: np.ndarray, Mw: np.ndarray, r: np.ndarray, centre
     return centred - 2 * flat @ r.ravel() + np.einsum("ci,ci->c", flat, Mw.reshape(len(w), -1))
 
 
-def mean_block_diagonal(D: np.ndarray, weights: np.ndarray) -> float:
-    """The mean diagonal of ``M``, ``sum_j ||V_j||^2 tr(D_j) / (h p)``, which relative ridges multiply (1 if 0)."""
-    mean = float((weights * np.trace(D, axis1=1, axis2=2)).sum()) / (D.shape[0] * D.shape[1])
+def mean_block_diagonal(traces: np.ndarray, weights: np.ndarray, p: int) -> float:
+    """The mean diagonal of ``M``, ``sum_j ||V_j||^2 tr(D_j) / (h p)``, which relative ridges multiply (1 if 0).
+
+    ``traces`` (h,) are the ``tr(D_j)``; ``weights`` (h,) the ``||V_j||^2``.
+    """
+    mean = float((weights * traces).sum()) / (len(traces) * p)
     return mean if mean > 0 else 1.0
 
 
@@ -309,6 +329,7 @@ def solve_hidden_matrix_free(
     grid: np.ndarray = L2_GRID,
     tol: float = CG_TOL,
     max_iter: int = CG_MAX_ITER,
+    traces: np.ndarray | None = None,
 ) -> MatrixFreeStep:
     """Hidden weights for fixed output weights and pattern by conjugate gradients; the ridge fixed or chosen.
 
@@ -339,6 +360,11 @@ def solve_hidden_matrix_free(
     grid : numpy.ndarray, shape (r,)
     tol, max_iter : float, int
         Of each conjugate-gradient run.
+    traces : numpy.ndarray, shape (h,), optional
+        The exact ``tr(D_j)`` when ``D`` is estimated from a share of the rows
+        (:meth:`streamls.stats.PassStatistics.block_diagonal`): the ridges are relative to the
+        exact mean diagonal of ``M``, so only the preconditioner and GCV's degrees of freedom
+        see the estimate. Default: those of ``D``.
     """
     h, p = W_current.shape
     V, b0 = B[:-1], B[-1]
@@ -347,7 +373,7 @@ def solve_hidden_matrix_free(
         return products(V, directions)
 
     weights = (V**2).sum(axis=1)
-    scale = mean_block_diagonal(D, weights)
+    scale = mean_block_diagonal(np.trace(D, axis1=1, axis2=2) if traces is None else traces, weights, p)
     prox = damping * scale
     r = hidden_rhs(Q, s, B).reshape(h, p)
     rhs = r + prox * W_current
@@ -412,9 +438,9 @@ def predicted_costs(rows: int, h: int, p: int, k: int, auto_l2: bool) -> HiddenS
     Dense: one pass building ``P`` from its distinct entries (``h (h + 1) / 2 * p (p + 1) / 2``
     per row, :func:`streamls.stats.pass_stats.pair_gram`) and ``Q``, ``s`` (``h p (k + 1)``),
     and the ``(h p)^3`` solve (eigendecomposition with ``l2="auto"``, else Cholesky).
-    Matrix-free: one pass building ``D`` (``h p^2 / 4`` per row), then
-    :data:`EXPECTED_PRODUCTS` product passes (twice with ``l2="auto"``) of ``2 h (p + k)`` per
-    row each; every pass also pays :data:`PASS_OVERHEAD`.
+    Matrix-free: one pass building ``D`` (``h p^2 / 4`` per row of its share,
+    :func:`preconditioner_share`), then :data:`EXPECTED_PRODUCTS` product passes (twice with
+    ``l2="auto"``) of ``2 h (p + k)`` per row each; every pass also pays :data:`PASS_OVERHEAD`.
     """
     unknowns = h * p
     slope_pairs, input_pairs = pair_counts(h, p)
@@ -422,7 +448,8 @@ def predicted_costs(rows: int, h: int, p: int, k: int, auto_l2: bool) -> HiddenS
     dense = rows * dense_pass + (EIGH_COST if auto_l2 else CHOLESKY_COST) * unknowns**3
     passes = EXPECTED_PRODUCTS * (2 if auto_l2 else 1)
     product = PRODUCT_SLOWDOWN * 2 * h * (p + k) + PASS_OVERHEAD
-    matrix_free = rows * (h * p * p / 4 + PASS_OVERHEAD) + passes * rows * product
+    grams = rows * preconditioner_share(rows, p) * h * p * p / 4
+    matrix_free = grams + rows * PASS_OVERHEAD + passes * rows * product
     return HiddenSolverCosts(dense, matrix_free, DENSE_COPIES * 8 * (unknowns + k + 1) ** 2)
 
 

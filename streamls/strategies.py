@@ -137,8 +137,8 @@ class AlternatingRidge:
             assert rows is not None, "the matrix-free hidden solve needs product passes"
             previous = state.solve.l2_hidden
             matrix_free = solve_hidden_matrix_free(
-                stats.D, stats.Q, stats.s, B, train, rows.products, None if auto else l2_output, damping, state.W,
-                stats.held_out, previous if math.isfinite(previous) else l2_output,
+                stats.block_diagonal(), stats.Q, stats.s, B, train, rows.products, None if auto else l2_output, damping,
+                state.W, stats.held_out, previous if math.isfinite(previous) else l2_output, traces=stats.D_trace,
             )
             W, l2_hidden, predicted = matrix_free.W, matrix_free.l2, matrix_free.predicted
             logdet = condition = math.nan

@@ -28,7 +28,7 @@ from .backends import Backend
 from .errors import NumericalError, SourceFormatError, parameter_error
 from .hyperparameters import TrainConfig
 from .initialization import anchor_candidates, initial_weights
-from .matrix_free import dense_hidden_solve
+from .matrix_free import dense_hidden_solve, preconditioner_share
 from .model import TwoLayerModel
 from .schedule import MATRIX_FREE_MIN_STAGES, MIN_STAGES, RowSchedule, Stage, monitored_losses
 from .sizes import parse_size
@@ -388,10 +388,12 @@ class Trainer:
 
     def _pass(self, state: TrainState, hidden: bool) -> tuple[PassStatistics, float]:
         stage = self.schedule.stage(state.stage)
+        dense = self._dense_hidden(state)
+        share = 1.0 if dense else preconditioner_share(self._stage_rows(state), self.dataset.n_features + 1)
         request = StatisticsRequest(
             state.standardizer, state.W, state.B, self.config.alpha, self.holdout, state.W_prev, hidden,
             Sample(stage.fraction, self.seed), stage.seen, held_out=self.config.auto_l2 and self.holdout.fraction > 0,
-            dense=self._dense_hidden(state),
+            dense=dense, grams_rank=stage.fraction * share,
         )
         start = time.perf_counter()
         stats = self._run(state, request, self._pass_label(state.iteration, stage, self._in_pool(state)))

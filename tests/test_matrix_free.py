@@ -7,22 +7,32 @@ References are built from explicit design matrices: the hidden layer's Kronecker
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import h5py
 import numpy as np
 import pytest
 
 import streamls
 from streamls.backends import LocalBackend
 from streamls.matrix_free import (
+    PRECONDITIONER_MIN_ROWS,
+    PRECONDITIONER_ROWS_PER_INPUT,
     block_dof,
     conjugate_gradients,
     BlockJacobi,
     dense_hidden_solve,
     predicted_costs,
+    preconditioner_share,
     solve_hidden_matrix_free,
     subspace_solutions,
 )
 from streamls.solvers import L2_GRID, choose_hidden_layer
+from streamls.sources import Dataset
+from streamls.split import row_ranks, row_uniforms
+from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
 from streamls.stats.pass_stats import block_statistics, pattern
+from streamls.stats.sample import Sample
 from streamls.stats.products import HiddenProducts, hidden_products
 
 TIGHT = {"tol": 1e-13, "max_iter": 1000}
@@ -68,6 +78,68 @@ def test_block_form_holds_the_diagonal_blocks_of_P(alpha: float) -> None:
         np.testing.assert_allclose(stats.D[j], P[j, :, j, :], rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(stats.Q, kron.T @ y, rtol=1e-12, atol=1e-10)
     np.testing.assert_allclose(stats.s, kron.sum(0), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_preconditioner_blocks_sum_exactly_the_rows_ranked_below_their_share(pooled: bool, tmp_path: Path) -> None:
+    """``D`` over the sample's training rows ranked below ``grams_rank``; ``tr(D_j)`` over all of them."""
+    n, d, h, f, share, seed = 5000, 4, 3, 0.6, 0.25, 5
+    x, y, W, B, _, _, _ = problem(n, d, h, 1, 0.1, seed=9)
+    x[[10, 1234, 4000], [0, 1, 3]] = np.nan
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X", data=x, chunks=(400, d))
+        handle.create_dataset("y", data=y, chunks=(400, 1))
+    dataset = Dataset(f"{path}:/X", f"{path}:/y", nan_policy="drop", block_rows=700)
+    holdout = Holdout(0.2, seed)
+    identity = Standardizer(np.zeros(d), np.ones(d), np.zeros(1), np.ones(1))
+    request = StatisticsRequest(identity, W, B, 0.1, holdout, None, True, Sample(f, seed), dense=False, grams_rank=f * share)
+    backend = LocalBackend()
+    if pooled:
+        _, pool = backend.pool(dataset, MomentsRequest(holdout, np.zeros(0, np.int64), Sample(0.8, seed)))
+        stats = backend.run_pooled(pool, request)
+    else:
+        stats = backend.run(dataset, request)
+
+    rows = np.arange(n)
+    ranks = row_ranks(rows, seed)
+    train = (ranks < f) & np.isfinite(x).all(axis=1) & ~(row_uniforms(rows, seed) < 0.2)
+    grams = train & (ranks < f * share)
+    x_aug = np.hstack([x, np.ones((n, 1))])
+    a = np.where(x_aug @ W.T > 0, 1.0, 0.1)
+    assert stats.n == train.sum() and stats.D_rows == grams.sum() and 0 < stats.D_rows < stats.n
+    for j in range(h):
+        rows_j = a[grams, j, None] * x_aug[grams]
+        np.testing.assert_allclose(stats.D[j], rows_j.T @ rows_j, rtol=1e-12, atol=1e-9)
+    exact_trace = (a[train] ** 2).T @ (x_aug[train] ** 2).sum(axis=1)
+    np.testing.assert_allclose(stats.D_trace, exact_trace, rtol=1e-12)
+    np.testing.assert_allclose(stats.block_diagonal(), stats.D * train.sum() / grams.sum(), rtol=1e-14)
+
+
+def test_preconditioner_share_keeps_enough_rows_per_input() -> None:
+    assert preconditioner_share(1000, 129) == 1.0
+    assert preconditioner_share(10 * PRECONDITIONER_MIN_ROWS, 9) == pytest.approx(0.1)
+    assert preconditioner_share(10**6, 257) == pytest.approx(PRECONDITIONER_ROWS_PER_INPUT * 257 / 10**6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.1])
+def test_conjugate_gradients_with_a_sampled_preconditioner_equal_the_dense_solve(alpha: float) -> None:
+    """Blocks from a third of the rows change the path, not the solution: the ridge is relative to the exact trace."""
+    x, y, W, B, val, x_aug, a = problem(600, 4, 3, 2, alpha, seed=11)
+    some = np.random.default_rng(4).random(600) < 1 / 3
+    stats = block_statistics(x, y, W, B, alpha, dense=False, grams=some)
+    assert stats.D_rows == some.sum()
+    Z, t = design(a, x_aug, y, B)
+    M, r = Z.T @ Z, Z.T @ t
+    centre = np.random.default_rng(1).normal(size=W.shape)
+    l2, damping = 1e-3, 0.1
+    mean = np.diag(M).mean()
+    expected = np.linalg.solve(M + (l2 + damping) * mean * np.eye(len(M)), r + damping * mean * centre.ravel())
+    step = solve_hidden_matrix_free(
+        stats.block_diagonal(), stats.Q, stats.s, B, (stats.sum_y, stats.sum_yy, stats.n), products_of(a, x_aug, val),
+        l2, damping, centre, traces=stats.D_trace, **TIGHT,
+    )
+    assert np.linalg.norm(step.W.ravel() - expected) <= 1e-6 * np.linalg.norm(expected)
 
 
 @pytest.mark.parametrize("k", [1, 3])

@@ -115,7 +115,12 @@ class PassStatistics:
         ``None`` in an evaluation-only pass; ``P`` is also ``None`` in the block form.
     D : numpy.ndarray, shape (h, p, p), or None
         The block form's per-neuron Grams ``D_j = sum a_j^2 x~ x~^T`` (the diagonal blocks of
-        ``P``), for the matrix-free hidden solve; ``None`` otherwise.
+        ``P``) over ``D_rows`` of the training rows, for the matrix-free hidden solve; ``None``
+        otherwise. :meth:`block_diagonal` scales them to every training row.
+    D_rows : int
+        Training rows summed into ``D``.
+    D_trace : numpy.ndarray, shape (h,), or None
+        ``tr(D_j)`` over every training row (exact even when ``D`` covers fewer).
     held_out : HeldOutSums or None
         The validation rows' sums, when the pass was asked for them (to choose the ridge).
     """
@@ -140,10 +145,17 @@ class PassStatistics:
     Q: np.ndarray | None = None
     s: np.ndarray | None = None
     D: np.ndarray | None = None
+    D_rows: int = 0
+    D_trace: np.ndarray | None = None
     held_out: HeldOutSums | None = None
 
     def __add__(self, other: PassStatistics) -> PassStatistics:
         return PassStatistics(**{f.name: _add(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)})
+
+    def block_diagonal(self) -> np.ndarray:
+        """``D`` scaled from its ``D_rows`` rows to all ``n`` training rows, shape (h, p, p)."""
+        assert self.D is not None, "the pass did not build the block form"
+        return self.D if self.D_rows == self.n else self.D * (self.n / max(self.D_rows, 1))
 
     @property
     def has_hidden(self) -> bool:
@@ -340,6 +352,7 @@ def block_statistics(
     fresh: np.ndarray | None = None,
     held_out: bool = False,
     dense: bool = True,
+    grams: np.ndarray | None = None,
 ) -> PassStatistics:
     """Statistics of one block of standardised rows for the model ``(W, B)``.
 
@@ -367,6 +380,8 @@ def block_statistics(
         Whether to sum :class:`HeldOutSums` over the validation rows too (with ``hidden``).
     dense : bool
         With ``hidden``: build ``P`` (True) or the block form's ``D`` (False).
+    grams : numpy.ndarray of bool, shape (m,), optional
+        In the block form, the rows whose Grams make ``D`` (training rows among them; default all).
     """
     x_aug = augment(x)
     u, a, phi = hidden_features(x_aug, W, alpha)
@@ -384,15 +399,22 @@ def block_statistics(
         x_aug, y, u, a, phi, residual = x_aug[train], y[train], u[train], a[train], phi[train], residual[train]
         row_error = row_error[train]
         fresh = None if fresh is None else fresh[train]
+        grams = None if grams is None else grams[train]
     else:
         val_sse, val_sse_sq, n_val = np.zeros(y.shape[1]), 0.0, 0
     fresh_error = row_error[fresh] if fresh is not None else row_error[:0]
     flips = 0 if W_prev is None else int(((x_aug @ W_prev.T > 0) != (u > 0)).sum())
-    P = Q = s = D = None
+    P = Q = s = D = D_trace = None
+    D_rows = 0
     if hidden and dense:
         P, Q, s = hidden_gram(a, x_aug, y)
     elif hidden:
-        (Q, s), D = hidden_rhs_sums(a, x_aug, y), neuron_grams(u > 0, x_aug, alpha)
+        Q, s = hidden_rhs_sums(a, x_aug, y)
+        D_trace = (a**2).T @ (x_aug**2).sum(axis=1)
+        if grams is None:
+            D, D_rows = neuron_grams(u > 0, x_aug, alpha), len(y)
+        else:
+            D, D_rows = neuron_grams(u[grams] > 0, x_aug[grams], alpha), int(grams.sum())
     return PassStatistics(
         n=len(y),
         sum_y=y.sum(axis=0),
@@ -414,5 +436,7 @@ def block_statistics(
         Q=Q,
         s=s,
         D=D,
+        D_rows=D_rows,
+        D_trace=D_trace,
         held_out=held,
     )

@@ -156,6 +156,9 @@ class StatisticsRequest:
     dense : bool
         Build the dense ``P``; else the block form for the matrix-free hidden solve
         (``D``, ``h p^2`` numbers).
+    grams_rank : float
+        In the block form, only the sample's rows ranked below it add to ``D``
+        (:func:`streamls.matrix_free.preconditioner_share`); 1 for every row.
     """
 
     standardizer: Standardizer
@@ -169,6 +172,7 @@ class StatisticsRequest:
     seen: float = 0.0
     held_out: bool = False
     dense: bool = True
+    grams_rank: float = 1.0
 
     @property
     def statistics_bytes(self) -> int:
@@ -197,11 +201,14 @@ class StatisticsRequest:
         dropped = block.dropped
         block = self.sample.of(block)
         x, y, validation = _kept(block, self.holdout)
-        fresh = None
-        if self.seen > 0:
+        fresh = grams = None
+        subset = self.hidden and not self.dense and self.grams_rank < self.sample.fraction
+        if self.seen > 0 or subset:
             # A sampled block carries its ranks; only an every-row pass hashes them here.
             ranks = block.ranks if block.ranks is not None else row_ranks(block.rows, self.sample.seed)
-            fresh = ranks[block.keep] >= self.seen if block.keep is not None else ranks >= self.seen
+            ranks = ranks[block.keep] if block.keep is not None else ranks
+            fresh = ranks >= self.seen if self.seen > 0 else None
+            grams = ranks < self.grams_rank if subset else None
         return block_statistics(
             self.standardizer.inputs(x),
             self.standardizer.targets(y),
@@ -215,6 +222,7 @@ class StatisticsRequest:
             fresh=fresh,
             held_out=self.held_out,
             dense=self.dense,
+            grams=grams,
         )
 
 
