@@ -411,10 +411,9 @@ def block_statistics(
     elif hidden:
         Q, s = hidden_rhs_sums(a, x_aug, y)
         D_trace = (a**2).T @ (x_aug**2).sum(axis=1)
-        if grams is None:
-            D, D_rows = neuron_grams(u > 0, x_aug, alpha), len(y)
-        else:
-            D, D_rows = neuron_grams(u[grams] > 0, x_aug[grams], alpha), int(grams.sum())
+        some = slice(None) if grams is None else grams
+        rows = x_aug[some]
+        D, D_rows = neuron_grams(u[some] > 0, rows, alpha), len(rows)
     return PassStatistics(
         n=len(y),
         sum_y=y.sum(axis=0),
