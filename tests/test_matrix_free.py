@@ -31,7 +31,7 @@ from streamls.solvers import L2_GRID, choose_hidden_layer
 from streamls.sources import Dataset
 from streamls.split import row_ranks, row_uniforms
 from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
-from streamls.stats.pass_stats import block_statistics, pattern
+from streamls.stats.pass_stats import augment, block_statistics, pattern
 from streamls.stats.sample import Sample
 from streamls.stats.products import HiddenProducts, hidden_products
 
@@ -72,7 +72,7 @@ def test_block_form_holds_the_diagonal_blocks_of_P(alpha: float) -> None:
     x, y, W, B, _, x_aug, a = problem(300, 4, 3, 2, alpha, seed=1)
     kron = np.stack([np.kron(a_i, x_i) for a_i, x_i in zip(a, x_aug)])
     P = (kron.T @ kron).reshape(3, 5, 3, 5)
-    stats = block_statistics(x, y, W, B, alpha, dense=False)
+    stats = block_statistics(augment(x), y, W, B, alpha, dense=False)
     assert stats.P is None
     for j in range(3):
         np.testing.assert_allclose(stats.D[j], P[j, :, j, :], rtol=1e-12, atol=1e-10)
@@ -142,7 +142,7 @@ def test_conjugate_gradients_equal_the_dense_solve(k: int, alpha: float, share: 
     """
     x, y, W, B, val, x_aug, a = problem(400, 4, 3, k, alpha, seed=3)
     grams = np.random.default_rng(4).random(400) < share
-    stats = block_statistics(x, y, W, B, alpha, dense=False, grams=None if share == 1 else grams)
+    stats = block_statistics(augment(x), y, W, B, alpha, dense=False, grams=None if share == 1 else grams)
     assert stats.D_rows == grams.sum()
     Z, t = design(a, x_aug, y, B)
     M, r = Z.T @ Z, Z.T @ t
@@ -186,8 +186,8 @@ def test_auto_ridge_by_validation_chooses_as_the_dense_path(k: int) -> None:
     """Candidates are Galerkin solutions on the search space: exact when it is the whole space (k = 1
     here); with k = 3 CG ends after 9 of 12 dimensions, and the step still solves at the chosen ridge."""
     x, y, W, B, val, x_aug, a = problem(500, 3, 3, k, 0.0, seed=5, validation=0.3)
-    dense = block_statistics(x, y, W, B, 0.0, validation=val, held_out=True)
-    blocks = block_statistics(x, y, W, B, 0.0, validation=val, held_out=True, dense=False)
+    dense = block_statistics(augment(x), y, W, B, 0.0, validation=val, held_out=True)
+    blocks = block_statistics(augment(x), y, W, B, 0.0, validation=val, held_out=True, dense=False)
     centre = np.random.default_rng(2).normal(size=W.shape)
     train = (dense.sum_y, dense.sum_yy, dense.n)
     W_dense, _, _, _, choice = choose_hidden_layer(dense.P, dense.Q, dense.s, B, train, dense.held_out, 0.1, centre)
@@ -208,7 +208,7 @@ def test_auto_ridge_by_validation_chooses_as_the_dense_path(k: int) -> None:
 
 def test_subspace_solutions_are_exact_on_the_space_and_know_their_products() -> None:
     x, y, W, B, val, x_aug, a = problem(300, 3, 3, 2, 0.1, seed=8, validation=0.2)
-    stats = block_statistics(x, y, W, B, 0.1, dense=False)
+    stats = block_statistics(augment(x), y, W, B, 0.1, dense=False)
     products = products_of(a, x_aug, val)
     V = B[:-1]
     rhs = np.random.default_rng(3).normal(size=W.shape)
@@ -228,7 +228,7 @@ def test_block_dof_is_exact_for_one_neuron_and_an_upper_bound_otherwise(h: int) 
     x, y, W, B, _, x_aug, a = problem(400, 3, h, 1, 0.0, seed=7)
     Z, _ = design(a, x_aug, y, B)
     eig = np.linalg.eigvalsh(Z.T @ Z)
-    stats = block_statistics(x, y, W, B, 0.0, dense=False)
+    stats = block_statistics(augment(x), y, W, B, 0.0, dense=False)
     ridges = L2_GRID * np.diag(Z.T @ Z).mean()
     exact = (eig[:, None] / (eig[:, None] + ridges)).sum(0)
     bound = block_dof(np.linalg.eigvalsh(stats.D), (B[:-1] ** 2).sum(1), ridges)
@@ -240,7 +240,7 @@ def test_block_dof_is_exact_for_one_neuron_and_an_upper_bound_otherwise(h: int) 
 
 def test_auto_ridge_without_validation_rows_uses_gcv() -> None:
     x, y, W, B, val, x_aug, a = problem(400, 5, 2, 1, 0.0, seed=6)
-    stats = block_statistics(x, y, W, B, 0.0, dense=False)
+    stats = block_statistics(augment(x), y, W, B, 0.0, dense=False)
     step = solve_hidden_matrix_free(
         stats.D, stats.Q, stats.s, B, (stats.sum_y, stats.sum_yy, stats.n), products_of(a, x_aug, val), None, 0.0,
         np.zeros_like(W), **TIGHT,

@@ -29,7 +29,7 @@ from streamls.stats import (
     pass_stats,
 )
 from streamls.stats.moments import safe_scale
-from streamls.stats.pass_stats import block_statistics
+from streamls.stats.pass_stats import augment, block_statistics
 from streamls.stats.passes import CandidateRequest
 
 N_ROWS = 2500
@@ -300,6 +300,17 @@ def test_constant_columns_keep_scale_one() -> None:
     assert safe_scale(ColumnMoments.of(np.ones((3, 1)))).tolist() == [1.0]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_design_rows_are_the_standardised_inputs_with_a_bias_column(dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal((50, 3)) * [1.0, 1e3, 1e-3] + [5.0, -2e4, 0.0]).astype(dtype)
+    standardizer = Standardizer(np.array([5.0, -2e4, 0.0]), np.array([1.0, 1e3, 1e-3]), np.zeros(1), np.ones(1))
+    reference = np.column_stack([(x.astype(np.float64) - standardizer.x_mean) / standardizer.x_scale, np.ones(50)])
+    design = standardizer.design(x)
+    assert design.dtype == np.float64
+    np.testing.assert_allclose(design, reference, rtol=1e-15, atol=0)
+
+
 @pytest.mark.parametrize(("h", "d", "m"), [(4, 3, 9000), (40, 30, 1000)])
 def test_block_statistics_over_many_tiles(h: int, d: int, m: int) -> None:
     """Blocks of thousands of rows: the kernel sums several cache-sized tiles (4 MiB at most each)."""
@@ -307,7 +318,7 @@ def test_block_statistics_over_many_tiles(h: int, d: int, m: int) -> None:
     x, y = rng.standard_normal((m, d)), rng.standard_normal((m, 2))
     W, B = rng.standard_normal((h, d + 1)), rng.standard_normal((h + 1, 2))
     hp = h * (d + 1)
-    stats = block_statistics(x, y, W, B, 0.1)
+    stats = block_statistics(augment(x), y, W, B, 0.1)
     xt = np.hstack([x, np.ones((m, 1))])
     a = np.where(xt @ W.T > 0, 1.0, 0.1)
     Z = (a[:, :, None] * xt[:, None, :]).reshape(m, hp)  # row i is kron(a_i, x~_i)

@@ -339,7 +339,7 @@ def neuron_grams(active: np.ndarray, x_aug: np.ndarray, alpha: float) -> np.ndar
 
 
 def block_statistics(
-    x: np.ndarray,
+    x_aug: np.ndarray,
     y: np.ndarray,
     W: np.ndarray,
     B: np.ndarray,
@@ -358,8 +358,8 @@ def block_statistics(
 
     Parameters
     ----------
-    x : numpy.ndarray, shape (m, d)
-        Standardised inputs (float64).
+    x_aug : numpy.ndarray, shape (m, d + 1)
+        Standardised inputs with the bias column (float64, :meth:`Standardizer.design`).
     y : numpy.ndarray, shape (m, k)
         Standardised targets (float64).
     W : numpy.ndarray, shape (h, d + 1)
@@ -383,7 +383,6 @@ def block_statistics(
     grams : numpy.ndarray of bool, shape (m,), optional
         In the block form, the rows whose Grams make ``D`` (training rows among them; default all).
     """
-    x_aug = augment(x)
     u, a, phi = hidden_features(x_aug, W, alpha)
     residual = y - phi @ B
     row_error = (residual**2).sum(axis=1)

@@ -21,7 +21,7 @@ from ..errors import StatisticsError, parameter_error
 from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
-from .pass_stats import PassStatistics, augment, block_statistics, pattern
+from .pass_stats import PassStatistics, block_statistics, pattern
 from .products import CandidateSums, HiddenProducts, candidate_sums, hidden_products
 from .sample import Sample, block_bytes
 
@@ -210,7 +210,7 @@ class StatisticsRequest:
             fresh = ranks >= self.seen if self.seen > 0 else None
             grams = ranks < self.grams_rank if subset else None
         return block_statistics(
-            self.standardizer.inputs(x),
+            self.standardizer.design(x),
             self.standardizer.targets(y),
             self.W,
             self.B,
@@ -270,7 +270,7 @@ class ProductRequest:
             ``train`` and ``validation``, each shape (r, h, p).
         """
         x, _, validation = _kept(self.sample.of(block), self.holdout)
-        x_aug = augment(self.standardizer.inputs(x))
+        x_aug = self.standardizer.design(x)
         a = pattern(x_aug @ self.W.T, self.alpha)
         if not validation.any():
             train = hidden_products(x_aug, a, self.V, self.directions)
@@ -319,7 +319,7 @@ class CandidateRequest:
             ``G`` (r, h + 1, h + 1) and ``C`` (r, h + 1, k).
         """
         x, y, validation = _kept(self.sample.of(block), self.holdout)
-        x_aug = augment(self.standardizer.inputs(x[~validation]))
+        x_aug = self.standardizer.design(x[~validation])
         return candidate_sums(x_aug, self.standardizer.targets(y[~validation]), self.candidates, self.alpha)
 
 
