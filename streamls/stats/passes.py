@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from ..concurrency import ordered_map
+from ..concurrency import ordered_map, single_threaded_blas
 from ..errors import StatisticsError, parameter_error
 from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
@@ -367,7 +366,7 @@ def accumulate_blocks(
             parts: Iterator[tuple[int, S]] = map(rows_and_part, blocks)
         else:
             # BLAS threads on top of ours would oversubscribe the cores.
-            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+            stack.enter_context(single_threaded_blas())
             # One block queued beyond the busy workers keeps them fed; more would only hold memory.
             parts = stack.enter_context(contextlib.closing(ordered_map(rows_and_part, blocks, workers, ahead=workers + 1)))
         total = None
