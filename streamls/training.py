@@ -35,7 +35,7 @@ from .sizes import parse_size
 from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
-from .stats.passes import CandidateRequest, ProductRequest
+from .stats.passes import CandidateRequest, PatternRequest, ProductRequest
 from .stats.products import CandidateSums, HiddenProducts
 from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
@@ -224,7 +224,7 @@ class Trainer:
         self.rows_read = 0
         self.dropped: int | None = None
         self._pool: Any = None
-        self._pool_rows = 0
+        self._pool_rows = self._pool_bytes = 0
         self._unrecorded_reads = 0
         self._last_pass_rows = 0
         self._rival_starts: list[np.ndarray] = []
@@ -269,7 +269,7 @@ class Trainer:
         if pool_fraction > 0:
             bands = tuple(f for f in self.schedule.fractions if f <= pool_fraction)
             moments, self._pool = self.backend.pool(self.dataset, replace(request, pool=Sample(pool_fraction, self.seed), bands=bands))
-            self._pool_rows = moments.pooled_rows
+            self._pool_rows, self._pool_bytes = moments.pooled_rows, moments.pooled_bytes
             logger.info("pool: %d rows, %.3g MB in memory", moments.pooled_rows, moments.pooled_bytes / 1e6)
         else:
             moments = self.backend.run(self.dataset, request)
@@ -430,13 +430,35 @@ class Trainer:
         return dense_hidden_solve(cfg.hidden_solver, rows, cfg.hidden_units, p, k, cfg.auto_l2, self.matrix_budget)
 
     def _row_passes(self, state: TrainState) -> StagePasses:
-        """Further passes over the rows of the current pass, for the solves."""
+        """Further passes over the rows of the current pass, for the solves.
+
+        A matrix-free solve on pooled rows runs its products over the rows under the pass's
+        pattern, kept where they are pooled (:meth:`Backend.fix_pattern`) when they fit the
+        pool's budget beside the pool.
+        """
         stage = self.schedule.stage(state.stage)
         label = self._pass_label(state.iteration, stage, self._in_pool(state))
-        return StagePasses(
-            lambda request, what: self._run(state, request, f"{label}, {what}"), state.standardizer, state.W,
-            self.config.alpha, self.holdout, Sample(stage.fraction, self.seed), self.config.auto_l2 and self.holdout.fraction > 0,
-        )
+        rows = PatternRequest(state.standardizer, state.W, self.holdout, Sample(stage.fraction, self.seed))
+
+        def run(request: Any, what: str) -> Any:
+            return self._run(state, request, f"{label}, {what}")
+
+        run_products = run
+        if self._in_pool(state) and not self._dense_hidden(state) and self._pattern_fits(state):
+            self._announce(f"{label}, pattern", self._stage_rows(state))
+            fixed = self.backend.fix_pattern(self._pool, rows)
+
+            def run_products(request: Any, what: str) -> Any:
+                self._announce(f"{label}, {what}", self._stage_rows(state))
+                return self.backend.run_fixed(fixed, request)
+
+        return StagePasses(run, run_products, rows, self.config.alpha, self.config.auto_l2 and self.holdout.fraction > 0)
+
+    def _pattern_fits(self, state: TrainState) -> bool:
+        """Whether the current stage's rows under a pattern fit the pool's budget beside the pool."""
+        x_item = 4 if self.dataset.x_source.dtype == np.float32 else 8
+        row_bytes = x_item * (self.dataset.n_features + 1) + self.config.hidden_units
+        return self._stage_rows(state) * row_bytes <= self.pool_budget - self._pool_bytes
 
     def _pass_label(self, iteration: int, stage: Stage, in_pool: bool) -> str:
         if len(self.schedule.fractions) == 1:
@@ -549,32 +571,29 @@ class StagePasses:
     run : callable
         ``run(request, what)`` evaluates a pass request over those rows, from the pool or
         from storage, and returns its sums (``what`` names the pass for the progress bar).
-    standardizer : Standardizer
-    W : numpy.ndarray, shape (h, d + 1)
-        The pass's hidden weights, which fix the pattern of the products.
+    run_products : callable
+        The same for product passes (over the rows under the pattern, when they are kept).
+    rows : PatternRequest
+        The rows and the pattern of the products: the pass's standardisation, hidden weights,
+        split and sample.
     alpha : float
-    holdout : Holdout
-    sample : Sample
     validation : bool
         Whether the products sum the validation rows too (``l2="auto"`` with validation rows).
     """
 
     run: Callable[[Any, str], Any]
-    standardizer: Standardizer
-    W: np.ndarray
+    run_products: Callable[[ProductRequest, str], HiddenProducts]
+    rows: PatternRequest
     alpha: float
-    holdout: Holdout
-    sample: Sample
     validation: bool
 
     def products(self, V: np.ndarray, directions: np.ndarray) -> HiddenProducts:
         """``M v`` of the pass's pattern for output weights ``V`` (the matrix-free hidden solve)."""
-        request = ProductRequest(self.standardizer, self.W, V, directions, self.alpha, self.holdout, self.sample, self.validation)
-        result: HiddenProducts = self.run(request, "product")
-        return result
+        return self.run_products(ProductRequest(self.rows, V, directions, self.alpha, self.validation), "product")
 
     def candidates(self, candidates: np.ndarray) -> CandidateSums:
         """The output layer's sums under each candidate hidden layer (the step search)."""
-        request = CandidateRequest(self.standardizer, candidates, self.alpha, self.holdout, self.sample)
+        rows = self.rows
+        request = CandidateRequest(rows.standardizer, candidates, self.alpha, rows.holdout, rows.sample)
         result: CandidateSums = self.run(request, "step search")
         return result

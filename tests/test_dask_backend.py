@@ -323,7 +323,7 @@ def test_step_search_on_dask_equals_local(client: Client, sampled_path: str, mem
 
 @pytest.mark.parametrize("memory_limit", [None, 700_000], ids=["all-pooled", "stage-0-pooled"])
 def test_matrix_free_training_on_dask_equals_local(client: Client, sampled_path: str, memory_limit: int | None) -> None:
-    """The product passes run over the pool where it is held, or over storage, like every pass."""
+    """The product passes run over the rows kept under the pattern where the pool is held, or over storage."""
     X, y = f"{sampled_path}:/X", f"{sampled_path}:/y"
     settings = dict(SAMPLED_FIT, max_iter=8, hidden_solver="cg", l2=1e-3)
     local, distributed = local_and_dask(client, X, y, memory_limit=memory_limit, **settings)

@@ -31,6 +31,7 @@ from streamls.solvers import L2_GRID, choose_hidden_layer
 from streamls.sources import Dataset
 from streamls.split import row_ranks, row_uniforms
 from streamls.stats import Holdout, MomentsRequest, Standardizer, StatisticsRequest
+from streamls.stats.passes import PatternRequest, ProductRequest
 from streamls.stats.pass_stats import augment, block_statistics, pattern
 from streamls.stats.sample import Sample
 from streamls.stats.products import HiddenProducts, hidden_products
@@ -129,6 +130,44 @@ def test_products_equal_the_explicit_M(k: int) -> None:
     directions = np.random.default_rng(0).normal(size=(3, 4, 4))
     found = hidden_products(x_aug, a, B[:-1], directions).reshape(3, -1)
     np.testing.assert_allclose(found, (Z.T @ Z @ directions.reshape(3, -1).T).T, rtol=1e-11)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_products_over_the_kept_pattern_rows_equal_the_explicit_M(dtype: str, tmp_path: Path) -> None:
+    """From HDF5 (NaN rows dropped, a holdout, a sample): the rows kept under the pattern and the stored rows alike."""
+    n, d, h, k, f, seed = 3000, 4, 3, 2, 0.5, 4
+    x, y, W, B, _, _, _ = problem(n, d, h, k, 0.1, seed=6)
+    x = (3 * x + 5).astype(dtype)
+    x[[7, 2000], [1, 2]] = np.nan
+    path = tmp_path / "data.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("X", data=x, chunks=(300, d))
+        handle.create_dataset("y", data=y, chunks=(300, k))
+    dataset = Dataset(f"{path}:/X", f"{path}:/y", nan_policy="drop", block_rows=500)
+    holdout = Holdout(0.2, seed)
+    standardizer = Standardizer(np.full(d, 5.0), np.full(d, 3.0), np.zeros(k), np.ones(k))
+    rows = PatternRequest(standardizer, W, holdout, Sample(f, seed))
+    directions = np.random.default_rng(1).normal(size=(2, h, d + 1))
+    request = ProductRequest(rows, B[:-1], directions, 0.1, validation=True)
+    backend = LocalBackend()
+    _, pool = backend.pool(dataset, MomentsRequest(holdout, np.zeros(0, np.int64), Sample(0.8, seed)))
+    kept = backend.run_fixed(backend.fix_pattern(pool, rows), request)
+    streamed = backend.run(dataset, request)
+
+    index = np.arange(n)
+    in_sample = (row_ranks(index, seed) < f) & np.isfinite(x).all(axis=1)
+    val = row_uniforms(index, seed) < 0.2
+    x_aug = np.hstack([(x.astype(np.float64) - 5.0) / 3.0, np.ones((n, 1))])
+    a = np.where(x_aug @ W.T > 0, 1.0, 0.1)
+
+    def explicit(part: np.ndarray) -> np.ndarray:
+        Z, _ = design(a[part], x_aug[part], y[part], B)
+        return (Z.T @ Z @ directions.reshape(2, -1).T).T.reshape(directions.shape)
+
+    rtol = 1e-6 if dtype == "float32" else 1e-11  # float32 rows keep their design rows in float32
+    for found in (kept, streamed):
+        np.testing.assert_allclose(found.train, explicit(in_sample & ~val), rtol=rtol)
+        np.testing.assert_allclose(found.validation, explicit(in_sample & val), rtol=rtol)
 
 
 @pytest.mark.parametrize("share", [1.0, 1 / 3])

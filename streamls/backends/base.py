@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any, Protocol, TypeVar
 
 from ..sources import Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics
+from ..stats.passes import PatternRequest, ProductRequest
+from ..stats.products import HiddenProducts, PatternBlocks
 
-S = TypeVar("S", DataMoments, PassStatistics)
+S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, PatternBlocks)
 
 
 class Backend(Protocol):
@@ -30,8 +32,14 @@ class Backend(Protocol):
         kept) and a handle to the pool for :meth:`run_pooled`.
         """
 
-    def run_pooled(self, pool: Any, request: StatisticsRequest) -> PassStatistics:
+    def run_pooled(self, pool: Any, request: PassRequest[S]) -> S:
         """Evaluate ``request`` over the pooled rows of its sample; equals ``run`` up to rounding when the pool holds the sample."""
+
+    def fix_pattern(self, pool: Any, request: PatternRequest) -> Any:
+        """The pooled rows of ``request.sample`` under its pattern, kept where they are pooled; a handle for :meth:`run_fixed`."""
+
+    def run_fixed(self, fixed: Any, request: ProductRequest) -> HiddenProducts:
+        """Evaluate the product pass ``request`` over the pattern rows of :meth:`fix_pattern` (of the same pattern)."""
 
     def close(self) -> None:
         """Release what the backend started (clients, clusters); call once, after the last :meth:`run`."""

@@ -38,13 +38,14 @@ from threadpoolctl import threadpool_limits
 
 from ..errors import ConfigError, StreamLSError, parameter_error
 from ..sources import Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
-from ..stats.passes import accumulate_blocks
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
+from ..stats.passes import PatternRequest, ProductRequest, accumulate_blocks
+from ..stats.products import HiddenProducts, PatternBlocks
 from ..stats.sample import banded, in_sample
 
 logger = logging.getLogger(__name__)
 
-S = TypeVar("S", DataMoments, PassStatistics)
+S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, PatternBlocks)
 
 #: Partitions per worker thread: enough to balance load and to make recomputing a
 #: lost worker's share cheap, few enough that per-task overhead stays negligible.
@@ -94,10 +95,16 @@ def without_pool(part: Partial[DataMoments]) -> Partial[DataMoments]:
     return Partial(part.start, part.stop, replace(part.stats, pooled=()))
 
 
-def pooled_statistics(part: Partial[DataMoments], request: StatisticsRequest) -> Partial[PassStatistics]:
+def pooled_statistics(part: Partial[DataMoments], request: PassRequest[S]) -> Partial[S]:
     """The task of a pass over the pool: statistics of one partition's pooled rows in the sample, where they are held."""
     assert part.stats is not None
-    blocks = in_sample(part.stats.pooled, request.sample)
+    blocks = in_sample(part.stats.pooled, request.sample)  # type: ignore[attr-defined]  (every pooled request has one)
+    return Partial(part.start, part.stop, accumulate_blocks(blocks, request) if blocks else None)
+
+
+def fixed_products(part: Partial[PatternBlocks], request: ProductRequest) -> Partial[HiddenProducts]:
+    """The task of a product pass over pattern rows: one partition's, where they are held."""
+    blocks = part.stats.blocks if part.stats is not None else ()
     return Partial(part.start, part.stop, accumulate_blocks(blocks, request) if blocks else None)
 
 
@@ -301,17 +308,32 @@ class DaskBackend:
         total = self._reduced(moments, dict(zip([m.key for m in moments], rows.values())), name, dataset.n_rows, dataset.name)
         return total, DaskPool(parts, self.client.gather(counts), dataset.n_rows)
 
-    def run_pooled(self, pool: DaskPool, request: StatisticsRequest) -> PassStatistics:
+    def run_pooled(self, pool: DaskPool, request: PassRequest[S]) -> S:
         """Sum ``request``'s statistics over the pooled rows, each partition's where it is held."""
+        name, parts = self._pooled_tasks(pool, request, pooled_statistics)
+        return self._reduced(parts, dict(zip([p.key for p in parts], pool.rows)), name, pool.n_rows, "the pool")
+
+    def fix_pattern(self, pool: DaskPool, request: PatternRequest) -> DaskPool:
+        """The pooled rows of ``request.sample`` under its pattern, each partition's kept on its worker (for :meth:`run_fixed`).
+
+        A part lost with its worker is recomputed from the pool's part, itself recomputed from storage.
+        """
+        _, parts = self._pooled_tasks(pool, request, pooled_statistics)
+        return DaskPool(parts, pool.rows, pool.n_rows)
+
+    def run_fixed(self, fixed: DaskPool, request: ProductRequest) -> HiddenProducts:
+        """Sum ``request``'s products over the pattern rows of :meth:`fix_pattern`, each partition's where it is held."""
+        name, parts = self._pooled_tasks(fixed, request, fixed_products)
+        result: HiddenProducts = self._reduced(parts, dict(zip([p.key for p in parts], fixed.rows)), name, fixed.n_rows, "the pattern rows")
+        return result
+
+    def _pooled_tasks(self, pool: DaskPool, request: Any, task: Callable[..., Partial[Any]]) -> tuple[str, list[Future]]:
+        """One ``task(part, request)`` per part of ``pool``, where the part is held: the name and the futures."""
         name = f"streamls-pooled-{type(request).__name__}-{uuid.uuid4().hex[:12]}"
         # The request (the model's weights, kilobytes) goes by value in each task: a broadcast
         # scatter would fail outright while a dead worker is still listed.
-        parts = [
-            self.client.submit(pooled_statistics, part, request, key=f"{name}-part-{i}")
-            for i, part in enumerate(pool.parts)
-        ]
-        rows = {part.key: count for part, count in zip(parts, pool.rows)}
-        return self._reduced(parts, rows, name, pool.n_rows, "the pool")
+        parts = [self.client.submit(task, part, request, key=f"{name}-part-{i}") for i, part in enumerate(pool.parts)]
+        return name, parts
 
     def _partition_tasks(
         self,

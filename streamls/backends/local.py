@@ -9,11 +9,12 @@ from typing import TypeVar
 from ..concurrency import available_threads
 from ..errors import parameter_error
 from ..sources import Block, Dataset
-from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, StatisticsRequest, accumulate
-from ..stats.passes import accumulate_blocks
+from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
+from ..stats.passes import PatternRequest, ProductRequest, accumulate_blocks
+from ..stats.products import HiddenProducts, PatternBlocks
 from ..stats.sample import banded, in_sample
 
-S = TypeVar("S", DataMoments, PassStatistics)
+S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, PatternBlocks)
 
 #: Above this size of one block's statistics (a Gram matrix about 720 wide) the matrix
 #: product of ``P`` dominates a pass and one multi-threaded product beats several
@@ -80,10 +81,19 @@ class LocalBackend:
         moments = replace(moments, pooled=())  # the list is now the rows' only holder, so merging frees them
         return moments, LocalPool(banded(blocks, request.bands, dataset.block_rows))
 
-    def run_pooled(self, pool: LocalPool, request: StatisticsRequest) -> PassStatistics:
+    def run_pooled(self, pool: LocalPool, request: PassRequest[S]) -> S:
         """Sum ``request``'s statistics over the pooled blocks holding its sample, blocks on :meth:`workers_for` threads."""
         blocks = in_sample(pool.blocks, request.sample)
         return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), "pool")
+
+    def fix_pattern(self, pool: LocalPool, request: PatternRequest) -> PatternBlocks:
+        """The pooled rows of ``request.sample`` under its pattern, kept in this process for :meth:`run_fixed`."""
+        return self.run_pooled(pool, request)
+
+    def run_fixed(self, fixed: PatternBlocks, request: ProductRequest) -> HiddenProducts:
+        """Sum ``request``'s products over the pattern rows of :meth:`fix_pattern`, blocks on :meth:`workers_for` threads."""
+        blocks = fixed.blocks
+        return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), "pattern rows")
 
     def close(self) -> None:
         """Nothing to release."""

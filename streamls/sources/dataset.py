@@ -65,6 +65,11 @@ class Block:
     ranks: np.ndarray | None = None
 
     @property
+    def n_rows(self) -> int:
+        """Rows in the block, kept or not."""
+        return len(self.x)
+
+    @property
     def stop(self) -> int:
         """Absolute index one past the last row (of a contiguous block)."""
         return self.start + len(self.x)

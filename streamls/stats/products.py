@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .pass_stats import tile_rows
+from .pass_stats import slopes, tile_rows
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,59 @@ def hidden_products(x_aug: np.ndarray, a: np.ndarray, V: np.ndarray, directions:
     g = (t @ V.T).reshape(m, r, h)
     g *= a[:, None, :]
     return (g.reshape(m, r * h).T @ x_aug).reshape(r, h, p)
+
+
+@dataclass(frozen=True)
+class PatternRows:
+    """A block's rows under a fixed pattern: all that its products with ``M`` need, kept for the passes of one iteration.
+
+    Float32 rows keep their design rows in float32, half the memory, rounded far below the
+    precision of the stored values; the products are computed in float64 either way.
+
+    Attributes
+    ----------
+    x_aug, x_val : numpy.ndarray, shapes (m, p), (m_val, p)
+        Design rows (standardised, with the bias column) of the training and the validation rows.
+    active, active_val : numpy.ndarray of bool, shapes (m, h), (m_val, h)
+        Where their pre-activations are positive.
+    """
+
+    x_aug: np.ndarray
+    active: np.ndarray
+    x_val: np.ndarray
+    active_val: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        """Training and validation rows."""
+        return len(self.x_aug) + len(self.x_val)
+
+    def products(self, V: np.ndarray, directions: np.ndarray, alpha: float, validation: bool) -> HiddenProducts:
+        """``M v`` over the training rows and, if ``validation``, over the validation rows (else zeros)."""
+        train = hidden_products(self.x_aug.astype(np.float64, copy=False), slopes(self.active, alpha), V, directions)
+        if not validation or not len(self.x_val):
+            return HiddenProducts(train, np.zeros_like(train))
+        held = hidden_products(self.x_val.astype(np.float64, copy=False), slopes(self.active_val, alpha), V, directions)
+        return HiddenProducts(train, held)
+
+
+@dataclass(frozen=True)
+class PatternBlocks:
+    """The :class:`PatternRows` of consecutive blocks; ``+`` joins them in order (as a pass over blocks sums)."""
+
+    blocks: tuple[PatternRows, ...]
+
+    def __add__(self, other: PatternBlocks) -> PatternBlocks:
+        return PatternBlocks(self.blocks + other.blocks)
+
+
+def pattern_rows(x_aug: np.ndarray, W: np.ndarray, validation: np.ndarray, dtype: np.dtype) -> PatternRows:
+    """The :class:`PatternRows` of design rows ``x_aug`` (m, p) under the pattern of ``W`` (h, p), stored in ``dtype``."""
+    active = x_aug @ W.T > 0
+    stored = x_aug.astype(dtype, copy=False)
+    if not validation.any():
+        return PatternRows(stored, active, stored[:0], active[:0])
+    return PatternRows(stored[~validation], active[~validation], stored[validation], active[validation])
 
 
 @dataclass(frozen=True)
