@@ -36,7 +36,7 @@ from .sources import Dataset
 from .state import IterationRecord, SolveOutcome, TrainState
 from .stats import Holdout, MomentsRequest, PassStatistics, Standardizer, StatisticsRequest
 from .stats.passes import CandidateRequest, PatternRequest, ProductRequest
-from .stats.products import CandidateSums, HiddenProducts
+from .stats.products import CandidateSums, HiddenProducts, kept_dtype
 from .stats.sample import POOL_BUILD_COPIES, POOLED_ROW_OVERHEAD, Sample
 from .strategies import AlternatingRidge, SolverStrategy
 from .summary import FitSummary
@@ -456,7 +456,7 @@ class Trainer:
 
     def _pattern_fits(self, state: TrainState) -> bool:
         """Whether the current stage's rows under a pattern fit the pool's budget beside the pool."""
-        x_item = 4 if self.dataset.x_source.dtype == np.float32 else 8
+        x_item = kept_dtype(self.dataset.x_source.dtype).itemsize
         row_bytes = x_item * (self.dataset.n_features + 1) + self.config.hidden_units
         return self._stage_rows(state) * row_bytes <= self.pool_budget - self._pool_bytes
 

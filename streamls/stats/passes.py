@@ -21,7 +21,7 @@ from ..sources import Block, Dataset
 from ..split import row_ranks, row_uniforms
 from .moments import ColumnMoments, DataMoments, Standardizer
 from .pass_stats import PassStatistics, block_statistics
-from .products import CandidateSums, HiddenProducts, PatternBlocks, PatternRows, candidate_sums, pattern_rows
+from .products import CandidateSums, HiddenProducts, PatternBlocks, PatternRows, candidate_sums, kept_dtype, pattern_rows
 from .sample import Sample, block_bytes
 
 S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, CandidateSums, PatternBlocks)
@@ -256,8 +256,7 @@ class PatternRequest:
     def rows_of(self, block: Block) -> PatternRows:
         """The block's kept rows of the sample under the pattern, training and validation rows apart."""
         x, _, validation = _kept(self.sample.of(block), self.holdout)
-        dtype = np.float32 if x.dtype == np.float32 else np.float64
-        return pattern_rows(self.standardizer.design(x), self.W, validation, np.dtype(dtype))
+        return pattern_rows(self.standardizer.design(x), self.W, validation, kept_dtype(x.dtype))
 
     def on_block(self, block: Block) -> PatternBlocks:
         """:meth:`rows_of` the block, to be joined with the next blocks' by ``+``."""

@@ -107,6 +107,11 @@ class PatternBlocks:
         return PatternBlocks(self.blocks + other.blocks)
 
 
+def kept_dtype(stored: np.dtype) -> np.dtype:
+    """The dtype :class:`PatternRows` keep design rows in, for rows stored in ``stored``: float32 stays, else float64."""
+    return np.dtype(np.float32 if stored == np.float32 else np.float64)
+
+
 def pattern_rows(x_aug: np.ndarray, W: np.ndarray, validation: np.ndarray, dtype: np.dtype) -> PatternRows:
     """The :class:`PatternRows` of design rows ``x_aug`` (m, p) under the pattern of ``W`` (h, p), stored in ``dtype``."""
     active = x_aug @ W.T > 0
