@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -11,7 +11,7 @@ from ..errors import parameter_error
 from ..sources import Block, Dataset
 from ..stats import DataMoments, MomentsRequest, PassRequest, PassStatistics, accumulate
 from ..stats.passes import PatternRequest, ProductRequest, accumulate_blocks
-from ..stats.products import HiddenProducts, PatternBlocks
+from ..stats.products import HiddenProducts, PatternBlocks, PatternRows
 from ..stats.sample import banded, in_sample
 
 S = TypeVar("S", DataMoments, PassStatistics, HiddenProducts, PatternBlocks)
@@ -83,8 +83,7 @@ class LocalBackend:
 
     def run_pooled(self, pool: LocalPool, request: PassRequest[S]) -> S:
         """Sum ``request``'s statistics over the pooled blocks holding its sample, blocks on :meth:`workers_for` threads."""
-        blocks = in_sample(pool.blocks, request.sample)
-        return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), "pool")
+        return self._accumulate(in_sample(pool.blocks, request.sample), request, "pool")
 
     def fix_pattern(self, pool: LocalPool, request: PatternRequest) -> PatternBlocks:
         """The pooled rows of ``request.sample`` under its pattern, kept in this process for :meth:`run_fixed`."""
@@ -92,8 +91,11 @@ class LocalBackend:
 
     def run_fixed(self, fixed: PatternBlocks, request: ProductRequest) -> HiddenProducts:
         """Sum ``request``'s products over the pattern rows of :meth:`fix_pattern`, blocks on :meth:`workers_for` threads."""
-        blocks = fixed.blocks
-        return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), "pattern rows")
+        return self._accumulate(fixed.blocks, request, "pattern rows")
+
+    def _accumulate(self, blocks: Sequence[Block] | Sequence[PatternRows], request: PassRequest[S], what: str) -> S:
+        """:func:`accumulate_blocks` over rows in memory, on :meth:`workers_for` threads (at most one per block)."""
+        return accumulate_blocks(blocks, request, self.progress, max(1, min(self.workers_for(request), len(blocks))), what)
 
     def close(self) -> None:
         """Nothing to release."""
