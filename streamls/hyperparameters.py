@@ -176,10 +176,11 @@ class TrainConfig:
                                   "by conjugate gradients whose products are passes over the rows (memory h(d+1)^2); "
                                   "\"auto\" takes the one of lower predicted cost whose matrices fit the memory limit",
                                   choices=HIDDEN_SOLVERS, auto=True)
-    line_search: str = _declare("off", "str", "\"on\": try 1.5, 2 and 3 times each hidden solve's step too, keeping "
+    line_search: str = _declare(AUTO, "str", "\"on\": try 1.5, 2 and 3 times each hidden solve's step too, keeping "
                                 "the one of lowest training loss, at the cost of one more pass over the rows that "
-                                "computes only the output layer's sums (it lowers the training loss, not the test loss)",
-                                choices=LINE_SEARCHES)
+                                "computes only the output layer's sums; \"auto\": on for the matrix-free hidden solve, "
+                                "whose iteration costs about 30 product passes, off for the dense one, where it lowers "
+                                "the training loss, not the test loss", choices=LINE_SEARCHES, auto=True)
 
     def __post_init__(self) -> None:
         for spec in hyperparameters():

@@ -207,7 +207,7 @@ class Trainer:
         self.seed = config.random_state or 0
         self.holdout = Holdout(config.validation_fraction, self.seed)
         h, d, k = config.hidden_units, dataset.n_features, dataset.n_targets
-        self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping, config.line_search == "on")
+        self.solver = solver if solver is not None else AlternatingRidge(config.l2, config.damping, config.line_search)
         if isinstance(memory_limit, (int, np.integer)) and not isinstance(memory_limit, bool) and memory_limit >= 0:
             self.pool_budget = int(memory_limit)  # 0: no pool, every stage streamed
         else:

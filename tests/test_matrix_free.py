@@ -308,7 +308,9 @@ def teacher(n: int, d: int, seed: int = 0):
 @pytest.mark.parametrize("settings", [{"l2": 1e-4}, {"validation_fraction": 0.2}])
 def test_training_with_either_solver_reaches_the_same_loss(settings: dict) -> None:
     X, y = teacher(3000, 6)
-    common = dict(hidden_units=6, random_state=0, n_init=1, max_iter=40, tol=0.0, **settings)
+    # The solves compared, not the step search ("auto" searches after cg only, and with it
+    # this run's cg path found another local optimum, 0.0051 against 0.0140).
+    common = dict(hidden_units=6, random_state=0, n_init=1, max_iter=40, tol=0.0, line_search="off", **settings)
     dense = streamls.fit(X, y, hidden_solver="dense", **common)
     cg = streamls.fit(X, y, hidden_solver="cg", **common)
     assert {r.hidden_solver for r in dense.history[1:]} == {"dense"}

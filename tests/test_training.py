@@ -363,7 +363,9 @@ def test_a_searched_step_predicts_its_realised_loss_and_is_never_worse_than_the_
     assert set(lengths) <= set(STEP_LENGTHS) and max(lengths) > 1  # the search was not idle
     for record in searched.history[1:]:
         assert record.train_loss == pytest.approx(record.predicted_loss, rel=1e-9)
-    assert TrainConfig().line_search == "off" and not AlternatingRidge("auto", 1e-2).search
+    assert not AlternatingRidge("auto", 1e-2).searches(matrix_free=True)
+    default = AlternatingRidge("auto", 1e-2, TrainConfig().line_search)
+    assert default.searches(matrix_free=True) and not default.searches(matrix_free=False)
     for start in range(3):
         first = {"max_iter": 1, **settings, "random_state": start}
         plain = streamls.fit(DATA.X, DATA.y, line_search="off", **first).history[1].train_loss
