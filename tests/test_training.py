@@ -364,8 +364,12 @@ def test_a_searched_step_predicts_its_realised_loss_and_is_never_worse_than_the_
     for record in searched.history[1:]:
         assert record.train_loss == pytest.approx(record.predicted_loss, rel=1e-9)
     assert not AlternatingRidge("auto", 1e-2).searches(matrix_free=True)
-    default = AlternatingRidge("auto", 1e-2, TrainConfig().line_search)
-    assert default.searches(matrix_free=True) and not default.searches(matrix_free=False)
+    # The default ("auto") searches after the matrix-free solve only.
+    by_solver = {solver: streamls.fit(DATA.X, DATA.y, max_iter=6, hidden_solver=solver, **settings)
+                 for solver in ("dense", "cg")}
+    assert TrainConfig().line_search == "auto"
+    assert {r.step_length for r in by_solver["dense"].history[1:]} == {1.0}
+    assert max(r.step_length for r in by_solver["cg"].history[1:]) > 1
     for start in range(3):
         first = {"max_iter": 1, **settings, "random_state": start}
         plain = streamls.fit(DATA.X, DATA.y, line_search="off", **first).history[1].train_loss
