@@ -170,7 +170,7 @@ class AlternatingRidge:
             logdet, condition, hidden_warning = hid_report.logdet, hid_report.condition, hid_report.warning
             solver = ("dense", 0, math.nan)
         length = 1.0
-        if self.searches(matrix_free=stats.D is not None):
+        if self.searches(matrix_free=solver[0] == "cg"):  # the hidden solve that ran
             assert rows is not None, "the step search needs a pass over the rows"
             candidates = step_candidates(state.W, W)
             sums = rows.candidates(candidates)
