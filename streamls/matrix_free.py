@@ -45,9 +45,16 @@ CG_MAX_ITER = 30
 PRECONDITIONER_ROWS_PER_INPUT = 128
 PRECONDITIONER_MIN_ROWS = 16_384
 
-#: Singular values of the unit search directions below this share of the largest are cut
-#: from the search space of :func:`subspace_solutions`.
-SPAN_TOL = 1e-8
+def span_tolerance(roundoff: float) -> float:
+    """Singular values of the unit search directions below this share of the largest are cut
+    from the search space of :func:`subspace_solutions`, for products of unit roundoff ``roundoff``.
+
+    A basis vector along a singular value ``sigma`` gets its product from the directions'
+    products divided by ``sigma``, and their rounding with it: a cut at the square root of
+    the roundoff (1.5e-8 for float64 products, 3.5e-4 for float32 ones) bounds that error at
+    about the square root too.
+    """
+    return math.sqrt(roundoff)
 
 #: Products of the fixed-pattern ``M`` of output weights ``V`` (h, k) with directions
 #: ``(r, h, p)``: the training and validation rows' sums.
@@ -163,9 +170,11 @@ def conjugate_gradients(
     z = preconditioner.apply(residual)
     direction, rz = z, float(np.vdot(residual, z))
     directions, direction_products, direction_val = [], [], []
+    roundoff = known.roundoff
     while float(np.linalg.norm(residual)) > target and len(directions) < max_iter and rz > 0:
         applied = products(direction[None])
         Mp, Mp_val = applied.train[0], applied.validation[0]
+        roundoff = max(roundoff, applied.roundoff)
         curvature = float(np.vdot(direction, Mp)) + shift * float(np.vdot(direction, direction))
         if not curvature > 0:
             break  # the system is singular along this direction: the iterate so far is kept
@@ -185,7 +194,7 @@ def conjugate_gradients(
     stacked = np.array(directions) if directions else np.zeros((0, *start.shape))
     return KrylovSolve(
         w=w,
-        products=HiddenProducts(Mw[None], Mw_val[None]),
+        products=HiddenProducts(Mw[None], Mw_val[None], roundoff),
         iterations=len(directions),
         residual=float(np.linalg.norm(residual)) / max(float(np.linalg.norm(rhs)), np.finfo(float).tiny),
         target=target,
@@ -193,7 +202,7 @@ def conjugate_gradients(
         start_products=known,
         directions=stacked,
         direction_products=HiddenProducts(
-            np.array(direction_products).reshape(stacked.shape), np.array(direction_val).reshape(stacked.shape)
+            np.array(direction_products).reshape(stacked.shape), np.array(direction_val).reshape(stacked.shape), roundoff
         ),
     )
 
@@ -226,9 +235,10 @@ def subspace_solutions(solve: KrylovSolve, rhs: np.ndarray, shifts: np.ndarray) 
     norms[norms == 0] = 1.0
     directions, products, products_val = directions / norms, products / norms, products_val / norms
     U, sigma, Vt = np.linalg.svd(directions, full_matrices=False)
-    # Directions within 1e-8 of the span of the others add only rounding; cutting them far
+    # Directions that close to the span of the others add only rounding; cutting them far
     # above the rounding level keeps the cut the same whatever the order of the sums.
-    rank = int((sigma > sigma.max(initial=0.0) * SPAN_TOL).sum())
+    cut = span_tolerance(max(solve.start_products.roundoff, solve.direction_products.roundoff))
+    rank = int((sigma > sigma.max(initial=0.0) * cut).sum())
     to_basis = U[:, :rank].T / sigma[:rank, None]
     basis = Vt[:rank]
     applied, applied_val = to_basis @ products, to_basis @ products_val
@@ -242,7 +252,8 @@ def subspace_solutions(solve: KrylovSolve, rhs: np.ndarray, shifts: np.ndarray) 
         Mws.append(coef @ applied)
         Mws_val.append(coef @ applied_val)
     out = (len(ws), *shape)
-    return np.array(ws).reshape(out), HiddenProducts(np.array(Mws).reshape(out), np.array(Mws_val).reshape(out))
+    found = HiddenProducts(np.array(Mws).reshape(out), np.array(Mws_val).reshape(out), solve.direction_products.roundoff)
+    return np.array(ws).reshape(out), found
 
 
 def block_dof(block_values: np.ndarray, weights: np.ndarray, ridges: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from streamls.matrix_free import (
     block_dof,
     conjugate_gradients,
     BlockJacobi,
+    KrylovSolve,
     dense_hidden_solve,
     predicted_costs,
     preconditioner_share,
@@ -164,10 +165,12 @@ def test_products_over_the_kept_pattern_rows_equal_the_explicit_M(dtype: str, tm
         Z, _ = design(a[part], x_aug[part], y[part], B)
         return (Z.T @ Z @ directions.reshape(2, -1).T).T.reshape(directions.shape)
 
-    rtol = 1e-6 if dtype == "float32" else 1e-11  # float32 rows keep their design rows in float32
+    # Float32 rows keep their design rows in float32 and sum their products in float32.
+    rtol = 1e-5 if dtype == "float32" else 1e-11
     for found in (kept, streamed):
         np.testing.assert_allclose(found.train, explicit(in_sample & ~val), rtol=rtol)
         np.testing.assert_allclose(found.validation, explicit(in_sample & val), rtol=rtol)
+        assert found.roundoff == np.finfo(dtype).eps
 
 
 @pytest.mark.parametrize("share", [1.0, 1 / 3])
@@ -260,6 +263,30 @@ def test_subspace_solutions_are_exact_on_the_space_and_know_their_products() -> 
     for w, Mw, Mw_val in zip(found, applied.train, applied.validation):
         np.testing.assert_allclose(Mw.ravel(), Z.T @ Z @ w.ravel(), rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(Mw_val.ravel(), Z_val.T @ Z_val @ w.ravel(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_subspace_solutions_cut_directions_within_the_root_of_their_products_roundoff(dtype: type) -> None:
+    """Two directions 1e-6 apart span a third dimension for float64 products, not for float32 ones."""
+    rng = np.random.default_rng(5)
+    n = 6
+    A = rng.normal(size=(n, n))
+    M = A @ A.T + np.eye(n)
+    start, d1, e = rng.normal(size=(3, 1, n))
+    directions = np.stack([d1, d1 + 1e-6 * e])
+    roundoff = float(np.finfo(dtype).eps)
+    known = HiddenProducts((start @ M)[None], np.zeros((1, 1, n)), roundoff)
+    applied = HiddenProducts(directions @ M, np.zeros_like(directions), roundoff)
+    solve = KrylovSolve(start, known, 2, 0.0, 0.0, start, known, directions, applied)
+    rhs, shift = rng.normal(size=(1, n)), 0.5
+    found, products = subspace_solutions(solve, rhs, np.array([shift]))
+
+    spanned = [start[0], d1[0]] + ([e[0]] if dtype == np.float64 else [])
+    basis, _ = np.linalg.qr(np.stack(spanned, axis=1))
+    expected = basis @ np.linalg.solve(basis.T @ (M + shift * np.eye(n)) @ basis, basis.T @ rhs[0])
+    np.testing.assert_allclose(found[0, 0], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(products.train[0, 0], M @ found[0, 0], rtol=1e-4, atol=1e-6)
+    assert products.roundoff == roundoff
 
 
 @pytest.mark.parametrize("h", [1, 4])
