@@ -45,6 +45,7 @@ CG_MAX_ITER = 30
 PRECONDITIONER_ROWS_PER_INPUT = 128
 PRECONDITIONER_MIN_ROWS = 16_384
 
+
 def span_tolerance(roundoff: float) -> float:
     """Singular values of the unit search directions below this share of the largest are cut
     from the search space of :func:`subspace_solutions`, for products of unit roundoff ``roundoff``.
@@ -55,6 +56,7 @@ def span_tolerance(roundoff: float) -> float:
     about the square root too.
     """
     return math.sqrt(roundoff)
+
 
 #: Products of the fixed-pattern ``M`` of output weights ``V`` (h, k) with directions
 #: ``(r, h, p)``: the training and validation rows' sums.
@@ -235,8 +237,8 @@ def subspace_solutions(solve: KrylovSolve, rhs: np.ndarray, shifts: np.ndarray) 
     norms[norms == 0] = 1.0
     directions, products, products_val = directions / norms, products / norms, products_val / norms
     U, sigma, Vt = np.linalg.svd(directions, full_matrices=False)
-    # Directions that close to the span of the others add only rounding; cutting them far
-    # above the rounding level keeps the cut the same whatever the order of the sums.
+    # Directions that near the span of the others add mostly rounding; a cut far above the
+    # rounding level is the same whatever the order of the sums.
     cut = span_tolerance(max(solve.start_products.roundoff, solve.direction_products.roundoff))
     rank = int((sigma > sigma.max(initial=0.0) * cut).sum())
     to_basis = U[:, :rank].T / sigma[:rank, None]
