@@ -277,7 +277,8 @@ def test_subspace_solutions_cut_directions_within_the_root_of_their_products_rou
     roundoff = float(np.finfo(dtype).eps)
     known = HiddenProducts((start @ M)[None], np.zeros((1, 1, n)), roundoff)
     applied = HiddenProducts(directions @ M, np.zeros_like(directions), roundoff)
-    solve = KrylovSolve(start, known, 2, 0.0, 0.0, start, known, directions, applied)
+    solve = KrylovSolve(w=start, products=known, iterations=2, residual=0.0, target=0.0, start=start,
+                        start_products=known, directions=directions, direction_products=applied)
     rhs, shift = rng.normal(size=(1, n)), 0.5
     found, products = subspace_solutions(solve, rhs, np.array([shift]))
 
