@@ -244,16 +244,18 @@ def child_streamls(spec: dict[str, Any]) -> dict[str, Any]:
         nonlocal eval_seconds
         now = time.perf_counter()
         seconds = now - start - eval_seconds
-        model = streamls.TwoLayerModel(W=state.W, B=state.B, alpha=0.0, standardizer=state.standardizer, target_is_1d=True)
-        points.append({
-            "seconds": seconds, "loss": heldout_loss(model.predict(x), y, y_scale), "iteration": state.iteration,
-            # The record is of the pass that led to this model (its train_loss is model iteration - 1's).
-            "train_loss": record.train_loss, "stage": getattr(record, "stage", None),
-            "sample_rows": getattr(record, "sample_rows", None), "rows_read": getattr(record, "rows_read", None),
-            "rows_per_second": record.rows_per_second, "hidden_solver": getattr(record, "hidden_solver", None),
-            "cg_iterations": getattr(record, "cg_iterations", None),
-        })
-        eval_seconds += time.perf_counter() - now
+        if getattr(state, "race_start", None) is None:  # the starts of an undecided race add no point
+            model = streamls.TwoLayerModel(W=state.W, B=state.B, alpha=0.0, standardizer=state.standardizer,
+                                           target_is_1d=True)
+            points.append({
+                "seconds": seconds, "loss": heldout_loss(model.predict(x), y, y_scale), "iteration": state.iteration,
+                # The record is of the pass that led to this model (its train_loss is model iteration - 1's).
+                "train_loss": record.train_loss, "stage": getattr(record, "stage", None),
+                "sample_rows": getattr(record, "sample_rows", None), "rows_read": getattr(record, "rows_read", None),
+                "rows_per_second": record.rows_per_second, "hidden_solver": getattr(record, "hidden_solver", None),
+                "cg_iterations": getattr(record, "cg_iterations", None),
+            })
+            eval_seconds += time.perf_counter() - now
         if cap is not None and seconds >= cap:
             raise _BudgetReached
 

@@ -334,15 +334,21 @@ class TimedFit:
 def timed_fit(path: Path, h: int, alpha: float, settings: Settings, **options: Any) -> TimedFit:
     """``streamls.fit`` on the training file with ``options``, timed by the settings' clock.
 
-    The fit callback stamps the clock after every iteration's solves, so the stamps include
-    the moments pass, every data pass and every solve.
+    The fit callback stamps the clock after every iteration's solves of the kept start (not
+    of a race's undecided starts), so the stamps include the moments pass, every data pass
+    and every solve.
     """
     clock = settings.clock
     stamps: list[float] = []
+
+    def stamp(state: Any, record: Any) -> None:
+        if getattr(state, "race_start", None) is None:
+            stamps.append(clock.now() - start)
+
     wall, start = time.perf_counter(), clock.now()
     result = streamls.fit(
         f"{path}:/X", f"{path}:/y", hidden_units=h, alpha=alpha, max_iter=settings.max_iter,
-        random_state=settings.seed, callback=lambda state, record: stamps.append(clock.now() - start), **options,
+        random_state=settings.seed, callback=stamp, **options,
     )
     seconds = clock.now() - start
     wall = time.perf_counter() - wall

@@ -71,8 +71,8 @@ def run(name: str, seed: int, max_iter: int) -> dict[str, object] | None:
             tests.append(test_mse(state.W_prev, np.zeros_like(state.B), state.standardizer))
         tests.append(test_mse(state.W, state.B, state.standardizer))
 
-    # One start: a race reports only its kept start to the callback, after the race, and the
-    # rules compare stops of one trajectory.
+    # One start: the rules compare stops of one trajectory, which a race's kept start joins
+    # only after the race.
     result = streamls.fit(train[:, :-1], train[:, -1], validation_fraction=0.1, tol=0.0, max_iter=max_iter,
                           n_init=1, random_state=seed, callback=callback)
     records = result.history

@@ -119,6 +119,10 @@ class TrainState:
         Whether the schedule ended growing early: the current stage is the last.
     pool_fraction : float
         Sample fraction held in memory (0: none), kept so a resumed run pools the same rows.
+    race_start : int or None
+        While a race of starts (``n_init > 1``) is undecided, the start this state trains
+        (0 .. n_init - 1); ``None`` otherwise. Such a state is no point to resume from, since
+        the resumed run could not finish the race: the CLI writes no checkpoint of it.
     """
 
     iteration: int
@@ -134,6 +138,7 @@ class TrainState:
     stage: int = 0
     final_stage: bool = False
     pool_fraction: float = 0.0
+    race_start: int | None = None
 
     def stage_history(self) -> Sequence[IterationRecord]:
         """The records of the current stage, oldest first."""

@@ -178,7 +178,10 @@ class Trainer:
     backend : Backend
     callback : callable, optional
         Called as ``callback(state, record)`` after every iteration's solves, with the
-        state a resumed run would start from; the CLI writes checkpoints there.
+        state a resumed run would start from; the CLI writes checkpoints there. During a
+        race of starts it sees every start's iterations too, with ``state.race_start`` set
+        (no state to resume from); once the race is decided, the kept start's state again
+        with ``race_start=None``.
     memory_limit : int or str, optional
         Bytes (or a size such as ``"4GiB"``) the in-memory sample pool may hold; default
         :func:`default_pool_budget`.
@@ -327,10 +330,11 @@ class Trainer:
         The stages up to the judging one are held in memory, so the race reads nothing from
         storage. Every start is judged by its best loss on the deepest stage all of them
         reached (the judging stage's first pass, unless one ended early), so all are compared
-        on the same rows. The callback sees only the kept start, once, after the race: a run
-        killed during the race starts again from its beginning, which gives the same model.
+        on the same rows. The callback sees every start's iterations (``race_start`` set),
+        then the kept start once more as the state to resume from: a run killed during the
+        race starts again from its beginning, which gives the same model.
         """
-        entrants = [first, *(replace(first, W=W) for W in self._rival_starts)]
+        entrants = [replace(first, W=W, race_start=i) for i, W in enumerate([first.W, *self._rival_starts])]
         judge = self.schedule.race_stage()
         ran = []
         unrecorded = self._unrecorded_reads  # the moments pass's, for whichever start is kept
@@ -338,8 +342,8 @@ class Trainer:
             self._unrecorded_reads = unrecorded
             result = None
             while result is None and self._racing(state, judge):
-                state, result = self._advance(state, report=False)
-            ran.append((state, result))
+                state, result = self._advance(state)
+            ran.append((replace(state, race_start=None), result))
         common = min(state.history[-1].stage for state, _ in ran)
         losses = [min(monitored_losses([r for r in state.history if r.stage == common])) for state, _ in ran]
         best = min(range(len(ran)), key=lambda i: losses[i])
@@ -352,11 +356,10 @@ class Trainer:
             self.callback(state, state.history[-1])
         return state, result
 
-    def _advance(self, state: TrainState, report: bool = True) -> tuple[TrainState, TrainResult | None]:
+    def _advance(self, state: TrainState) -> tuple[TrainState, TrainResult | None]:
         """One iteration: the pass over the current model, then the schedule's decision and the solves.
 
-        Returns the next state, or the state and the result when training stops. ``report``
-        calls the callback (the race's losing starts are never reported).
+        Returns the next state, or the state and the result when training stops.
         """
         final_pass = state.iteration >= self.config.max_iter
         stats, seconds = self._pass(state, hidden=not final_pass)
@@ -382,7 +385,7 @@ class Trainer:
             stage=state.stage + (decision.action == "grow"),
             final_stage=state.final_stage or decision.final,
         )
-        if report and self.callback is not None:
+        if self.callback is not None:
             self.callback(state, state.history[-1])
         return state, None
 

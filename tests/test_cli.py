@@ -35,6 +35,7 @@ from streamls.cli.resources import MemoryEstimate, MemoryLimitError, plan_block_
 from streamls.cli.rundir import MODEL
 from streamls.sources import Dataset
 from streamls.split import validation_mask
+from streamls.training import RACE_ITERATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -283,6 +284,23 @@ def test_json_log_lines_parse(small_h5: tuple[Path, dict[str, str]]) -> None:
     assert iterations[0]["flip_fraction"] is None  # NaN is written as null: strict JSON
     assert events[-1]["event"] == "done"
     assert "\r" not in proc.stderr and "\x1b" not in proc.stderr
+
+
+def test_a_race_logs_every_start_and_checkpoints_only_the_kept_one(small_h5: tuple[Path, dict[str, str]]) -> None:
+    tmp, specs = small_h5
+    race = ["--hidden-units", "4", "--max-iter", str(RACE_ITERATIONS + 3), "--tol", "0", "--n-init", "2",
+            "--random-state", "3", "--threads", "1"]
+    proc = cli("train", specs["/X"], "--y", specs["/y"], *race, "--out-dir", "race_run", "--log-format", "json",
+               "--keep-checkpoints", "100", cwd=tmp)
+    iterations = [e for e in map(json.loads, proc.stderr.splitlines()) if e["event"] == "iteration"]
+    starts = [e.get("race_start") for e in iterations]
+    assert starts[: 2 * RACE_ITERATIONS] == [0] * RACE_ITERATIONS + [1] * RACE_ITERATIONS
+    assert set(starts[2 * RACE_ITERATIONS:]) == {None}
+    model = streamls.load_model(tmp / "race_run" / MODEL)
+    kept = [e["train_loss"] for e in iterations[: 2 * RACE_ITERATIONS] if e["race_start"] == model.summary.race_winner]
+    assert [r["train_loss"] for r in model.history[:RACE_ITERATIONS]] == kept
+    # No checkpoint of an undecided race: a run resumed from one could not finish it.
+    assert [i for i, _ in checkpoint_files(str(tmp / "race_run"))] == [0, *range(RACE_ITERATIONS, RACE_ITERATIONS + 4)]
 
 
 def test_quiet_prints_nothing(small_h5: tuple[Path, dict[str, str]], capsys: pytest.CaptureFixture[str]) -> None:

@@ -406,6 +406,24 @@ def test_resuming_after_a_race_gives_the_uninterrupted_result() -> None:
     states: list[TrainState] = []
     first = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend(), lambda st, rec: states.append(st))
     first.run(first.initial_state())
-    assert states[0].iteration == RACE_ITERATIONS  # the callback sees the kept start after the race
-    resumed = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(states[2])
+    kept = [state for state in states if state.race_start is None]
+    assert kept[0].iteration == RACE_ITERATIONS  # the state to resume from: the kept start, after the race
+    resumed = Trainer(Dataset(DATA.X, DATA.y, block_rows=700), config, LocalBackend()).run(kept[2])
     np.testing.assert_array_equal(resumed.model.W, full.model.W)
+
+
+def test_the_callback_sees_every_start_of_a_race_then_the_kept_one() -> None:
+    seen: list[tuple[int | None, int, float]] = []
+    raced = streamls.fit(DATA.X, DATA.y, block_rows=700, n_init=3, callback=lambda st, rec: seen.append(
+        (st.race_start, st.iteration, rec.train_loss)), **RACE_CONFIG)
+    race = seen[: 3 * RACE_ITERATIONS]
+    assert [start for start, _, _ in race] == [s for s in range(3) for _ in range(RACE_ITERATIONS)]
+    assert [it for _, it, _ in race] == list(range(1, RACE_ITERATIONS + 1)) * 3
+    for start in range(3):  # each start's best loss is its race loss
+        losses = [loss for s, _, loss in race if s == start]
+        assert min(losses) == raced.summary.race_losses[start]
+    winner = raced.summary.race_winner
+    after = seen[3 * RACE_ITERATIONS:]
+    assert {start for start, _, _ in after} == {None} and len(after) == raced.n_iter - RACE_ITERATIONS + 1
+    # The kept start is reported once more as the state to resume from, with its last race record.
+    assert after[0] == (None, RACE_ITERATIONS, [loss for s, _, loss in race if s == winner][-1])

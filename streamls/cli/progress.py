@@ -61,10 +61,11 @@ def target_units(loss: float, y_scale: Sequence[float]) -> float | None:
     return loss * float(y_scale[0]) ** 2 if len(y_scale) == 1 else None
 
 
-def iteration_text(record: IterationRecord) -> str:
-    """One human-readable line for an iteration."""
+def iteration_text(record: IterationRecord, race_start: int | None = None) -> str:
+    """One human-readable line for an iteration (of start ``race_start`` of an undecided race, if given)."""
     text = (
-        f"iter {record.iteration:4d}  stage {record.stage} ({record.sample_rows} rows)  "
+        ("" if race_start is None else f"race start {race_start}  ")
+        + f"iter {record.iteration:4d}  stage {record.stage} ({record.sample_rows} rows)  "
         f"train {record.train_loss:.6g}  val {number_text(record.val_loss, '.6g')} ({LOSS_UNITS})  "
         f"flips {number_text(record.flip_fraction, '.4g')}  logdet {number_text(record.logdet, '.6g')}  "
         f"{record.seconds:.2f}s  {record.rows_per_second:.3g} rows/s"
@@ -125,13 +126,15 @@ class Reporter:
         payload.update({k: _finite_or_none(v) for k, v in fields.items()})
         self._emit(prefix + text, payload)
 
-    def iteration(self, record: IterationRecord) -> None:
-        """The summary line of one iteration."""
+    def iteration(self, record: IterationRecord, race_start: int | None = None) -> None:
+        """The summary line of one iteration; ``race_start``: the start it trained, while a race is undecided."""
+        text = iteration_text(record, race_start)
         if self.verbosity < 0:
             if self.log_file is not None:
-                self.log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {iteration_text(record)}\n")
+                self.log_file.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
             return
-        self._emit(iteration_text(record), {"event": "iteration", **iteration_fields(record), "loss_units": LOSS_UNITS})
+        race = {} if race_start is None else {"race_start": race_start}
+        self._emit(text, {"event": "iteration", **race, **iteration_fields(record), "loss_units": LOSS_UNITS})
 
     def event(self, name: str, text: str, **fields: Any) -> None:
         """A structured event (``done``, ``interrupted``) with a human-readable form."""

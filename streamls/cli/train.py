@@ -51,12 +51,14 @@ def train_loop(
 
     ``save(state)`` runs after the moments pass and after every iteration's solves,
     before the stop flag is checked, so a stopped run always has a checkpoint to resume.
+    The iterations of a race of starts are logged with their start and not saved: the
+    state to resume from is the kept start's, reported once more when the race is decided.
     """
 
     def on_iteration(current: TrainState, record: IterationRecord) -> None:
-        if save is not None:
+        if save is not None and current.race_start is None:
             save(current)
-        reporter.iteration(record)
+        reporter.iteration(record, current.race_start)
         stop.check()
 
     trainer = Trainer(dataset, config, backend, on_iteration, memory_limit=pool_budget, on_pass=reporter.start_pass)
