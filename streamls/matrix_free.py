@@ -237,10 +237,10 @@ def subspace_solutions(solve: KrylovSolve, rhs: np.ndarray, shifts: np.ndarray) 
     norms[norms == 0] = 1.0
     directions, products, products_val = directions / norms, products / norms, products_val / norms
     U, sigma, Vt = np.linalg.svd(directions, full_matrices=False)
-    # Directions that near the span of the others add mostly rounding; a cut far above the
+    # Directions close to the span of the others add mostly rounding; a cut far above the
     # rounding level is the same whatever the order of the sums.
-    cut = span_tolerance(max(solve.start_products.roundoff, solve.direction_products.roundoff))
-    rank = int((sigma > sigma.max(initial=0.0) * cut).sum())
+    roundoff = max(solve.start_products.roundoff, solve.direction_products.roundoff)
+    rank = int((sigma > sigma.max(initial=0.0) * span_tolerance(roundoff)).sum())
     to_basis = U[:, :rank].T / sigma[:rank, None]
     basis = Vt[:rank]
     applied, applied_val = to_basis @ products, to_basis @ products_val
@@ -254,7 +254,7 @@ def subspace_solutions(solve: KrylovSolve, rhs: np.ndarray, shifts: np.ndarray) 
         Mws.append(coef @ applied)
         Mws_val.append(coef @ applied_val)
     out = (len(ws), *shape)
-    found = HiddenProducts(np.array(Mws).reshape(out), np.array(Mws_val).reshape(out), solve.direction_products.roundoff)
+    found = HiddenProducts(np.array(Mws).reshape(out), np.array(Mws_val).reshape(out), roundoff)
     return np.array(ws).reshape(out), found
 
 
