@@ -8,7 +8,7 @@ same synth stream past the file's end. Then, each in its own child process (peak
 
 - ``streamls-default``: ``streamls.fit`` with its defaults and ``hidden_units=h``, scored on
   the held-out rows after every iteration, stopped at ``--cap`` seconds if not finished
-  (default 900, at d = 256, h = 64 5400: time to finish);
+  (default :data:`DEFAULT_CAP`, longer where :data:`TARGET_CAPS` gives the run time to finish);
 - ``torch-adam lr=...``: PyTorch Adam, batch 512, for ``--budget`` seconds (default 120),
   streaming shuffled 65536-row chunks of the same file.
 
